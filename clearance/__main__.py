@@ -1,0 +1,5 @@
+"""``python -m clearance``."""
+
+from clearance.cli.app import main
+
+main()

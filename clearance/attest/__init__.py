@@ -1,0 +1,1 @@
+"""Signing: Ed25519 keys, DSSE envelopes and in-toto Statement v1 / SLSA predicates."""

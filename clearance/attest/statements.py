@@ -1,0 +1,97 @@
+"""in-toto Statement v1 builders: SLSA provenance v1, test-result v0.1 and Clearance evidence.
+
+Pure functions from values to JSON-able dicts; signing happens in :mod:`clearance.attest.dsse`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from clearance.core.digests import Digest, hex_of
+from clearance.core.evidence import MAX_TEST_NAMES, Report
+
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+SLSA_PROVENANCE = "https://slsa.dev/provenance/v1"
+TEST_RESULT = "https://in-toto.io/attestation/test-result/v0.1"
+EVIDENCE = "https://clearance.dev/attestation/evidence/v1"
+BUILD_TYPE = "https://clearance.dev/build/registered/v1"
+
+
+def resource(name: str, digest: Digest, **extra: Any) -> dict[str, Any]:
+    """An in-toto ResourceDescriptor naming content by its sha256."""
+    return {"name": name, "digest": {"sha256": hex_of(digest)}, **extra}
+
+
+def statement(
+    subject_name: str, subject: Digest, predicate_type: str, predicate: Mapping[str, Any]
+) -> dict[str, Any]:
+    return {
+        "_type": STATEMENT_TYPE,
+        "subject": [resource(subject_name, subject)],
+        "predicateType": predicate_type,
+        "predicate": dict(predicate),
+    }
+
+
+def slsa_provenance(
+    *,
+    builder: str,
+    build_number: str | None,
+    commit: str,
+    branch: str | None,
+    repository: str | None,
+    dependencies: Sequence[Mapping[str, Any]],
+    change_request: str | None,
+    registered_at: str,
+) -> dict[str, Any]:
+    source: dict[str, Any] = {"digest": {"gitCommit": commit}}
+    if repository:
+        ref = f"@refs/heads/{branch}" if branch else ""
+        source["uri"] = f"git+{repository}{ref}"
+    else:
+        source["name"] = f"refs/heads/{branch}" if branch else "source"
+    external: dict[str, Any] = {"commit": commit}
+    if branch:
+        external["branch"] = branch
+    if repository:
+        external["repository"] = repository
+    if change_request:
+        external["changeRequest"] = change_request
+    metadata: dict[str, Any] = {"finishedOn": registered_at}
+    if build_number:
+        metadata["invocationId"] = build_number
+    return {
+        "buildDefinition": {
+            "buildType": BUILD_TYPE,
+            "externalParameters": external,
+            "internalParameters": {"buildNumber": build_number} if build_number else {},
+            "resolvedDependencies": [source, *dependencies],
+        },
+        "runDetails": {"builder": {"id": builder}, "metadata": metadata},
+    }
+
+
+def test_result(report: Report, report_resource: Mapping[str, Any]) -> dict[str, Any]:
+    """The in-toto test-result predicate; name lists are capped, the raw report is referenced."""
+    return {
+        "result": report.result.value,
+        "configuration": [dict(report_resource)],
+        "passedTests": list(report.passed_tests[:MAX_TEST_NAMES]),
+        "warnedTests": list(report.warned_tests[:MAX_TEST_NAMES]),
+        "failedTests": list(report.failed_tests[:MAX_TEST_NAMES]),
+    }
+
+
+def evidence(
+    evidence_type: str, report: Report, report_resource: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Clearance's predicate for scans, SBOMs and other non-test evidence."""
+    return {
+        "type": evidence_type,
+        "format": report.format.value,
+        "result": report.result.value,
+        "tool": report.tool,
+        "summary": dict(report.summary),
+        "report": dict(report_resource),
+    }

@@ -1,0 +1,101 @@
+"""``clearance artifact ...``: register a built artifact by digest, and look one up."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from clearance.cli.common import (
+    ACTOR_OPTION,
+    JSON_OPTION,
+    digest_arg,
+    out,
+    print_json,
+    resolve_actor,
+    state,
+)
+from clearance.store.ledger import Entry
+from clearance.usecases.artifacts import BuildInfo, find_artifact, register_artifact
+from clearance.vcs.git import GitRepo
+
+app = typer.Typer(
+    help="Register artifacts (by content digest) and show them.", no_args_is_help=True
+)
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="artifact")
+
+
+def artifact_json(entry: Entry) -> dict[str, Any]:
+    return {
+        "digest": entry.subject,
+        "entry": entry.seq,
+        "recorded_at": entry.at,
+        "recorded_by": entry.actor,
+        **{k: v for k, v in entry.data.items() if k != "blobs"},
+        "provenance": entry.data.get("blobs", {}).get("envelope"),
+    }
+
+
+@app.command("register")
+def register_command(
+    ctx: typer.Context,
+    path: Path | None = typer.Argument(None, help="The built file (omit with --digest)."),
+    commit: str = typer.Option(..., "--commit", help="Commit the artifact was built from."),
+    branch: str | None = typer.Option(None, "--branch", help="Branch that was built."),
+    build_number: str | None = typer.Option(None, "--build-number", help="CI build number."),
+    builder: str = typer.Option("unknown", "--builder", help="Builder id, e.g. github-actions."),
+    repo: Path | None = typer.Option(
+        None,
+        "--repo",
+        help="The git repository: the commit is resolved in it and dependency "
+        "hashes are read from its lock/requirements files.",
+    ),
+    change_request: str | None = typer.Option(None, "--change-request", help="e.g. CR-1042."),
+    digest: str | None = typer.Option(
+        None, "--digest", help="Register an artifact that lives elsewhere (e.g. an image digest)."
+    ),
+    name: str | None = typer.Option(None, "--name", help="Display name (default: file name)."),
+    actor: str | None = ACTOR_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Register an artifact; prints its sha256 digest. Same bytes + same provenance: no-op."""
+    cli = state(ctx)
+    settings = cli.settings()
+    git = GitRepo(repo) if repo is not None else None
+    who = resolve_actor(actor, settings, repo)
+    with cli.instance() as instance:
+        result = register_artifact(
+            instance,
+            build=BuildInfo(commit, branch, build_number, builder, change_request),
+            actor=who,
+            path=path,
+            digest=digest_arg(digest) if digest else None,
+            name=name,
+            repo=git,
+        )
+    if as_json:
+        print_json({**artifact_json(result.entry), "created": result.created})
+    else:
+        print(result.digest)
+
+
+@app.command("show")
+def show_command(
+    ctx: typer.Context,
+    digest: str = typer.Argument(..., help="sha256:<hex> of the artifact."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Show an artifact's recorded provenance."""
+    with state(ctx).instance() as instance:
+        entry = find_artifact(instance, digest_arg(digest))
+    info = artifact_json(entry)
+    if as_json:
+        print_json(info)
+        return
+    for key, value in info.items():
+        if value is not None:
+            out.print(f"{key:<15} {value}", markup=False)

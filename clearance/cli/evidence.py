@@ -1,0 +1,123 @@
+"""``clearance attest``, ``clearance evidence list`` and ``clearance attestations``."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from clearance.cli.common import (
+    ACTOR_OPTION,
+    JSON_OPTION,
+    digest_arg,
+    out,
+    print_json,
+    resolve_actor,
+    state,
+)
+from clearance.core.evidence import ReportFormat, headline
+from clearance.store.ledger import Entry
+from clearance.usecases.evidence import attest, envelopes, list_evidence
+
+app = typer.Typer(help="Evidence recorded for an artifact.", no_args_is_help=True)
+
+
+def register(root: typer.Typer) -> None:
+    root.command("attest")(attest_command)
+    root.command("attestations")(attestations_command)
+    root.add_typer(app, name="evidence")
+
+
+def evidence_json(entry: Entry) -> dict[str, Any]:
+    data = entry.data
+    return {
+        "entry": entry.seq,
+        "type": data["type"],
+        "format": data["format"],
+        "result": data["result"],
+        "passed": data["passed"],
+        "tool": data.get("tool"),
+        "summary": data["summary"],
+        "filename": data.get("filename"),
+        "report": data["blobs"]["report"],
+        "envelope": data["blobs"]["envelope"],
+        "recorded_at": entry.at,
+        "recorded_by": entry.actor,
+    }
+
+
+def attest_command(
+    ctx: typer.Context,
+    digest: str = typer.Argument(..., help="sha256:<hex> of the artifact."),
+    report: Path = typer.Argument(
+        ...,
+        help="The report file (JUnit XML, SARIF, CycloneDX, "
+        'pip-audit JSON, or JSON with a boolean "passed").',
+    ),
+    evidence_type: str = typer.Option(
+        ..., "--type", help="What this evidence is: unit-tests, sast, sbom, sca, contract-tests..."
+    ),
+    fmt: ReportFormat | None = typer.Option(
+        None, "--format", help="Insist on this format instead of detecting it from the content."
+    ),
+    actor: str | None = ACTOR_OPTION,
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Attach a report to an artifact as a signed in-toto attestation."""
+    cli = state(ctx)
+    who = resolve_actor(actor, cli.settings())
+    with cli.instance() as instance:
+        entry = attest(instance, digest_arg(digest), evidence_type, report, actor=who, expected=fmt)
+    info = evidence_json(entry)
+    if as_json:
+        print_json(info)
+        return
+    out.print(
+        f"{info['type']}: {info['format']} {info['result']} ({headline(info['summary'])}) "
+        f"recorded as ledger entry {entry.seq}",
+        markup=False,
+    )
+
+
+@app.command("list")
+def list_command(
+    ctx: typer.Context,
+    digest: str = typer.Argument(..., help="sha256:<hex> of the artifact."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """List the evidence recorded for an artifact: type, format, result, summary, who and when."""
+    with state(ctx).instance() as instance:
+        entries = list_evidence(instance, digest_arg(digest))
+    rows = [evidence_json(e) for e in entries]
+    if as_json:
+        print_json(rows)
+        return
+    if not rows:
+        out.print("no evidence recorded yet")
+        return
+    table = Table("entry", "type", "format", "result", "summary", "recorded", "by")
+    for r in rows:
+        table.add_row(
+            str(r["entry"]),
+            r["type"],
+            r["format"],
+            r["result"],
+            headline(r["summary"]),
+            r["recorded_at"],
+            r["recorded_by"],
+        )
+    out.print(table)
+
+
+def attestations_command(
+    ctx: typer.Context,
+    digest: str = typer.Argument(..., help="sha256:<hex> of the artifact."),
+) -> None:
+    """Print the artifact's DSSE envelopes as JSON Lines (.intoto.jsonl), provenance first."""
+    with state(ctx).instance() as instance:
+        for envelope in envelopes(instance, digest_arg(digest)):
+            sys.stdout.write(json.dumps(envelope, separators=(",", ":")) + "\n")

@@ -1,0 +1,43 @@
+"""Canonical JSON (RFC 8785, the JSON Canonicalization Scheme) for everything we hash or sign.
+
+For values without floats and with ASCII keys, RFC 8785 output equals ``json.dumps`` with sorted
+keys, no whitespace and no ASCII escaping (same string escapes, same integer form, same key order),
+which is ~10x faster than the pure-Python ``rfc8785`` package; everything else goes through it.
+A property test holds the two paths equal.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import rfc8785
+
+from clearance.errors import InputError
+
+_MAX_SAFE_INT = 2**53 - 1
+
+
+def _simple(value: Any) -> bool:
+    """True when ``json.dumps`` would produce the RFC 8785 form of ``value``."""
+    if isinstance(value, str) or value is None or isinstance(value, bool):
+        return True
+    if isinstance(value, int):
+        return -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and k.isascii() and _simple(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return all(_simple(v) for v in value)
+    return False
+
+
+def canonical_json(value: Any) -> bytes:
+    """The RFC 8785 bytes of ``value``; the same value always gives the same bytes."""
+    try:
+        if _simple(value):
+            return json.dumps(
+                value, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+            ).encode()
+        return bytes(rfc8785.dumps(value))
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+        raise InputError(f"value cannot be written as canonical JSON: {exc}") from exc

@@ -1,0 +1,1 @@
+"""``clearance demo``: a sample clinical repository and the story of governing its releases."""

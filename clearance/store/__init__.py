@@ -1,0 +1,1 @@
+"""Storage adapters: the SQL database (SQLite or PostgreSQL), the ledger on it, and blobs."""

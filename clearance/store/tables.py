@@ -1,0 +1,48 @@
+"""The database schema, as SQLAlchemy Core tables. Alembic migrations create and evolve it.
+
+The ledger tables are append-only: migrations install triggers that refuse UPDATE and DELETE,
+and no code path issues either (docs/decisions/0001).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+#: Facts fixed when the instance is initialised (origin, public key); insert-only.
+instance_meta = Table(
+    "clearance_meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+#: One row per ledger record: the canonical JSON leaf, its hash, the hashes of the perfect Merkle
+#: subtrees this leaf completes (levels 1, 2, ... concatenated; the subtree of level L and index i
+#: is completed by leaf (i + 1) * 2**L - 1), and on the last entry of each append the signed
+#: checkpoint over the tree that ends there. Proofs and appends read O(log n) rows by primary key.
+ledger_entries = Table(
+    "ledger_entries",
+    metadata,
+    Column("seq", BigInteger, primary_key=True, autoincrement=False),
+    Column("kind", String(64), nullable=False),
+    Column("subject", String(128), nullable=True),
+    Column("recorded_at", String(40), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("leaf_hash", LargeBinary(32), nullable=False),
+    Column("nodes", LargeBinary, nullable=False),
+    Column("checkpoint", Text, nullable=True),
+    Index("ix_ledger_entries_subject_kind", "subject", "kind"),
+)
+
+APPEND_ONLY_TABLES = ("clearance_meta", "ledger_entries")

@@ -1,0 +1,1 @@
+"""Use-cases: what a person can do with Clearance, as library calls the CLI and API share."""

@@ -1,0 +1,1 @@
+"""Version control adapters: reading commits, files and diffs from a real git repository."""
