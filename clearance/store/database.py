@@ -80,7 +80,8 @@ class Database:
                 conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
             return engine
-        return create_engine(self.url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        # No pre-ping: it cost a round trip on every append; stale connections are recycled instead.
+        return create_engine(self.url, pool_recycle=1800, pool_size=10, max_overflow=20)
 
     def describe(self) -> str:
         return display_url(self.url)

@@ -38,6 +38,10 @@ _INSERT = (
     "INSERT INTO ledger_entries (seq, kind, subject, recorded_at, body, leaf_hash, nodes, "
     "checkpoint) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
+_COPY = (
+    "COPY ledger_entries (seq, kind, subject, recorded_at, body, leaf_hash, nodes, checkpoint) "
+    "FROM STDIN"
+)
 
 
 @dataclass(frozen=True)
@@ -90,7 +94,7 @@ class Appender:
     raw: Any
     frontier: merkle.Frontier
     at: str
-    entries: list[tuple[Entry, str]] = field(default_factory=list)
+    entries: list[tuple[Entry, bytes]] = field(default_factory=list)
 
     def find(self, *, subject: str | None = None, kinds: Sequence[str] = ()) -> list[Entry]:
         """Entries already in the log (not the ones buffered here), seen under the write lock."""
@@ -100,7 +104,7 @@ class Appender:
         seq = self.frontier.size + len(self.entries)
         body = record_bytes(seq=seq, kind=kind, subject=subject, at=self.at, actor=actor, data=data)
         entry = Entry(seq, kind, subject, self.at, actor, data)
-        self.entries.append((entry, body.decode()))
+        self.entries.append((entry, body))
         return entry
 
 
@@ -150,17 +154,26 @@ class LedgerStore:
         rows: list[tuple[Any, ...]] = []
         leaf = b""
         for entry, body in appender.entries:
-            leaf = merkle.leaf_hash(body.encode())
+            leaf = merkle.leaf_hash(body)
             completed = frontier.append(leaf)
             nodes = b"".join(n.hash for n in completed[1:])
-            rows.append((entry.seq, entry.kind, entry.subject, entry.at, body, leaf, nodes, None))
+            rows.append(
+                (entry.seq, entry.kind, entry.subject, entry.at, body.decode(), leaf, nodes, None)
+            )
         checkpoint = sign_checkpoint(
             self.origin, frontier.size, frontier.root(), self._public, self.signer.sign
         )
         rows[-1] = (*rows[-1][:-1], checkpoint.note())
         cursor = raw.cursor()
         try:
-            cursor.executemany(self.db.sql(_INSERT), rows)
+            if len(rows) == 1:
+                cursor.execute(self.db.sql(_INSERT), rows[0])
+            elif self.db.dialect == "postgresql":
+                with cursor.copy(_COPY) as copy:  # ~2.5x executemany for big batches
+                    for row in rows:
+                        copy.write_row(row)
+            else:
+                cursor.executemany(self.db.sql(_INSERT), rows)
         finally:
             cursor.close()
         return frontier, leaf
