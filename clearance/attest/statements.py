@@ -95,3 +95,53 @@ def evidence(
         "summary": dict(report.summary),
         "report": dict(report_resource),
     }
+
+
+APPROVAL = "https://clearance.dev/attestation/approval/v1"
+VSA = "https://slsa.dev/verification_summary/v1"
+GATE_VERIFIER = "https://clearance.dev/gate/v1"
+
+
+def approval(
+    *,
+    signer: str,
+    roles: Sequence[str],
+    meaning: str,
+    env: str,
+    evidence_set: str,
+    reason: str | None,
+    signed_at: str,
+    policy_digest: str | None,
+) -> dict[str, Any]:
+    """An electronic signature: who, as what, meaning what, over exactly which evidence."""
+    return {
+        "signer": signer,
+        "roles": list(roles),
+        "meaning": meaning,
+        "environment": env,
+        "evidenceSet": evidence_set,
+        "reason": reason,
+        "signedAt": signed_at,
+        "policyDigest": policy_digest,
+    }
+
+
+def verification_summary(
+    *,
+    resource: str,
+    verified_at: str,
+    policy_digest: str,
+    inputs: Sequence[Mapping[str, Any]],
+    passed: bool,
+    tier: str,
+) -> dict[str, Any]:
+    """SLSA Verification Summary Attestation for one gate decision to promote."""
+    return {
+        "verifier": {"id": GATE_VERIFIER},
+        "timeVerified": verified_at,
+        "resourceUri": resource,
+        "policy": {"uri": "clearance.yaml", "digest": {"sha256": policy_digest.split(":", 1)[1]}},
+        "inputAttestations": [dict(i) for i in inputs],
+        "verificationResult": "PASSED" if passed else "FAILED",
+        "verifiedLevels": [f"CLEARANCE_TIER_{tier.upper()}"],
+    }

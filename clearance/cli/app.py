@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from clearance import __version__
-from clearance.cli import artifacts, evidence, keys, ledger, setup
+from clearance.cli import artifacts, evidence, keys, ledger, policy, releases, setup
 from clearance.cli.common import CliState, err
 from clearance.errors import Error
 
@@ -46,7 +46,9 @@ def root(
 
 
 setup.register(app)
+policy.register(app)
 artifacts.register(app)
+releases.register(app)
 evidence.register(app)
 keys.register(app)
 app.add_typer(ledger.app, name="ledger")

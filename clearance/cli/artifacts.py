@@ -11,6 +11,7 @@ from clearance.cli.common import (
     ACTOR_OPTION,
     JSON_OPTION,
     digest_arg,
+    err,
     out,
     print_json,
     resolve_actor,
@@ -55,6 +56,12 @@ def register_command(
         "hashes are read from its lock/requirements files.",
     ),
     change_request: str | None = typer.Option(None, "--change-request", help="e.g. CR-1042."),
+    base: str | None = typer.Option(
+        None, "--base", help="Classify the change from this revision to --commit (needs --repo)."
+    ),
+    policy: Path | None = typer.Option(
+        None, "--policy", help="Policy file (default: clearance.yaml committed at --commit)."
+    ),
     digest: str | None = typer.Option(
         None, "--digest", help="Register an artifact that lives elsewhere (e.g. an image digest)."
     ),
@@ -76,11 +83,19 @@ def register_command(
             digest=digest_arg(digest) if digest else None,
             name=name,
             repo=git,
+            base=base,
+            policy_file=policy,
         )
     if as_json:
         print_json({**artifact_json(result.entry), "created": result.created})
     else:
         print(result.digest)
+        classification = result.entry.data.get("classification")
+        if classification:
+            err.print(
+                f"classified as tier {classification['tier']}: {classification['reason']}",
+                markup=False,
+            )
 
 
 @app.command("show")

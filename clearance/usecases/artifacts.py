@@ -20,6 +20,7 @@ from clearance.core.dependencies import LOCK_FILES, pinned_requirements
 from clearance.core.digests import Digest, digest_bytes
 from clearance.errors import ConflictError, InputError, NotFoundError
 from clearance.store.ledger import Appender, Entry
+from clearance.usecases.classification import Classified, classify_change
 from clearance.usecases.instance import Instance
 from clearance.vcs.git import GitRepo
 
@@ -96,16 +97,25 @@ def register_artifact(
     digest: Digest | None = None,
     name: str | None = None,
     repo: GitRepo | None = None,
+    base: str | None = None,
+    policy_file: Path | None = None,
 ) -> Registration:
     if (path is None) == (digest is None):
         raise InputError("give either an artifact file or --digest, not both or neither")
     commit = build.commit.strip().lower()
     repository: str | None = None
+    author: str | None = None
     dependencies: list[dict[str, Any]] = []
+    classified: Classified | None = None
     if repo is not None:
         commit = repo.resolve_commit(build.commit)
         repository = repo.remote_url() or str(repo.root)
+        author = repo.author_email(commit)
         dependencies = dependencies_at(repo, commit)
+        if base is not None:
+            classified = classify_change(repo, base, commit, policy_file)
+    elif base is not None:
+        raise InputError("--base needs --repo: the change is read from the git repository")
     elif not _COMMIT.match(commit):
         raise InputError(f"--commit {build.commit!r} is not a git commit SHA")
 
@@ -141,8 +151,11 @@ def register_artifact(
             "builder": build.builder,
             "repository": repository,
             "change_request": build.change_request,
+            "author": author,
             "predicate_type": statements.SLSA_PROVENANCE,
         }
+        if classified is not None:
+            data["classification"] = classified.classification.to_json()
         with instance.ledger.appending() as appender:
             existing = appender.find(subject=subject, kinds=[REGISTERED])
             if existing:
@@ -162,6 +175,8 @@ def register_artifact(
             data["blobs"] = {"envelope": envelope_digest}
             if staged is not None:
                 data["blobs"]["artifact"] = subject
+            if classified is not None:
+                data["blobs"]["policy"] = instance.blobs.put_bytes(classified.policy_text.encode())
             entry = appender.add(REGISTERED, subject, actor, data)
         return Registration(subject, entry, created=True)
     except BaseException:

@@ -6,6 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from clearance.core.classify import ChangeSet, FileChange
 from clearance.errors import InfrastructureError, InputError
 
 
@@ -68,3 +69,43 @@ class GitRepo:
 
     def author_email(self, commit: str) -> str | None:
         return self._run("log", "-1", "--format=%ae", commit, check=False) or None
+
+    def message(self, commit: str) -> str:
+        return self._run("log", "-1", "--format=%B", commit) or ""
+
+    def diff(self, base: str, head: str) -> list[FileChange]:
+        """Files changed from ``base`` to ``head``, with lines added/removed (None if binary).
+
+        Renames are reported as a deletion and an addition, so both paths are classified.
+        """
+        proc = self._git("diff", "--numstat", "-z", "--no-renames", base, head, "--")
+        if proc.returncode != 0:
+            said = proc.stderr.decode(errors="replace").strip().splitlines()
+            raise InputError(
+                f"git diff failed: {said[0] if said else proc.returncode}", where=str(self.path)
+            )
+        changes = []
+        for record in proc.stdout.decode(errors="surrogateescape").split("\0"):
+            if not record:
+                continue
+            added, removed, path = record.split("\t", 2)
+            changes.append(
+                FileChange(
+                    path,
+                    None if added == "-" else int(added),
+                    None if removed == "-" else int(removed),
+                )
+            )
+        return changes
+
+    def change_set(self, base: str, head: str = "HEAD") -> ChangeSet:
+        """The change from ``base`` to ``head`` as the classifier sees it."""
+        base_sha = self.resolve_commit(base)
+        head_sha = self.resolve_commit(head)
+        return ChangeSet(
+            base=base_sha,
+            head=head_sha,
+            author=self.author_email(head_sha) or "",
+            message=self.message(head_sha),
+            files=tuple(self.diff(base_sha, head_sha)),
+        )

@@ -1,0 +1,96 @@
+"""Approvals as electronic signatures bound to the evidence the approver saw.
+
+An approval names the digest of the artifact's evidence set at the moment of signing. Adding or
+changing evidence changes that digest, so earlier approvals stop counting ("voided"). Counting:
+distinct people; the commit author never counts; when roles are listed only their holders count
+and each listed role needs at least one. Meanings ``approval`` and ``responsibility`` count;
+``review`` is recorded but does not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from clearance.core.canonical import canonical_json
+from clearance.core.digests import digest_bytes
+from clearance.core.policy import ApprovalRule, Policy
+from clearance.core.release import ApprovalFact, EvidenceFact
+
+
+class Meaning(StrEnum):
+    REVIEW = "review"
+    APPROVAL = "approval"
+    RESPONSIBILITY = "responsibility"
+
+
+COUNTING = frozenset({Meaning.APPROVAL, Meaning.RESPONSIBILITY})
+
+
+def evidence_set_digest(evidence: Sequence[EvidenceFact]) -> str:
+    """The digest of what an approver is shown: every evidence record, in ledger order."""
+    items = [
+        {"seq": e.seq, "type": e.type, "report": e.report, "result": e.result}
+        for e in sorted(evidence, key=lambda e: e.seq)
+    ]
+    return digest_bytes(canonical_json(items))
+
+
+@dataclass(frozen=True)
+class Tally:
+    satisfied: bool
+    detail: str
+    counted: tuple[str, ...]
+
+
+def tally(
+    rule: ApprovalRule,
+    policy: Policy,
+    env: str,
+    author: str | None,
+    approvals: Sequence[ApprovalFact],
+    current_set: str,
+) -> Tally:
+    eligible_roles = {r: set(policy.role_members(r)) for r in rule.roles}
+    pool = set().union(*eligible_roles.values()) if rule.roles else None
+    counted: dict[str, ApprovalFact] = {}
+    notes: list[str] = []
+    for a in approvals:
+        if a.env != env or a.meaning not in COUNTING:
+            continue
+        if author and a.actor == author:
+            notes.append(f"{a.actor}'s approval does not count: they authored the change")
+        elif a.evidence_set != current_set:
+            notes.append(
+                f"{a.actor}'s approval (entry {a.seq}) is void: the evidence changed "
+                "after they signed; they must approve again"
+            )
+        elif pool is not None and a.actor not in pool:
+            notes.append(f"{a.actor} holds none of {', '.join(rule.roles)}: not counted")
+        else:
+            counted.setdefault(a.actor, a)
+    people = sorted(counted)
+    missing_roles = [r for r, members in eligible_roles.items() if not members & set(people)]
+    enough = len(people) >= rule.count and not missing_roles
+    described = ", ".join(_who(p, policy) for p in people) or "none"
+    detail = f"{len(people)} of {rule.count} approvals for {env}: {described}"
+    if missing_roles:
+        detail += f"; missing a {' and a '.join(missing_roles)} approver"
+    if not enough and pool is not None:
+        available = pool - {author} if author else pool
+        if len(available) < rule.count or any(
+            not (m - {author} if author else m) for m in eligible_roles.values()
+        ):
+            detail += (
+                f"; this can never be met: only {len(available)} eligible approver(s) "
+                f"once the author {author} is excluded"
+            )
+    if notes:
+        detail += "; " + "; ".join(notes)
+    return Tally(enough, detail, tuple(people))
+
+
+def _who(person: str, policy: Policy) -> str:
+    roles = policy.roles_of(person)
+    return f"{person} ({', '.join(roles)})" if roles else person

@@ -1,0 +1,335 @@
+"""Governed release: approvals, the gate, promotion, where things run, and the definition of done.
+
+Every decision is computed from the ledger. Approving and promoting happen inside the ledger's
+write lock, so what was checked is exactly what is recorded, and two promotions to one
+environment are serialised.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from clearance.attest import statements
+from clearance.attest.dsse import sign_envelope
+from clearance.core.approvals import Meaning, evidence_set_digest
+from clearance.core.canonical import canonical_json
+from clearance.core.classify import Classification
+from clearance.core.digests import Digest, hex_of
+from clearance.core.envconfig import check_config
+from clearance.core.evidence import headline
+from clearance.core.gates import Decision, decide
+from clearance.core.policy import Policy
+from clearance.core.release import ApprovalFact, EvidenceFact, PromotionFact, ReleaseFacts
+from clearance.errors import InputError, NotFoundError, RefusedError
+from clearance.files import reading
+from clearance.store.ledger import Appender, Entry
+from clearance.usecases.artifacts import REGISTERED
+from clearance.usecases.classification import stored_policy
+from clearance.usecases.evidence import ATTESTED
+from clearance.usecases.instance import Instance
+
+APPROVED = "approval.signed"
+PROMOTED = "promotion.recorded"
+
+
+class GateBlocked(RefusedError):
+    """A promotion the gate refused; ``decision`` says which controls are not met."""
+
+    def __init__(self, decision: Decision) -> None:
+        blockers = "; ".join(f"{c.control}: {c.detail}" for c in decision.blockers)
+        super().__init__(f"promotion of {decision.digest} to {decision.env} blocked: {blockers}")
+        self.decision = decision
+
+
+def _facts(
+    instance: Instance, digest: Digest, within: Appender | None
+) -> tuple[ReleaseFacts, Policy | None]:
+    finder = within.find if within is not None else instance.ledger.find
+    entries = finder(subject=digest)
+    registered = [e for e in entries if e.kind == REGISTERED]
+    if not registered:
+        raise NotFoundError(
+            f"no artifact {digest} is registered",
+            hint="register it first with `clearance artifact register`",
+        )
+    reg = registered[0].data
+    classification = (
+        Classification.from_json(reg["classification"]) if reg.get("classification") else None
+    )
+    policy_blob = reg.get("blobs", {}).get("policy")
+    policy = stored_policy(instance, Digest(policy_blob)) if policy_blob else None
+    facts = ReleaseFacts(
+        digest=digest,
+        name=reg["name"],
+        author=reg.get("author"),
+        classification=classification,
+        evidence=tuple(_evidence_fact(e) for e in entries if e.kind == ATTESTED),
+        approvals=tuple(
+            ApprovalFact(
+                e.seq, e.actor, e.data["env"], e.data["meaning"], e.data["evidence_set"], e.at
+            )
+            for e in entries
+            if e.kind == APPROVED
+        ),
+        promotions=tuple(
+            PromotionFact(e.seq, e.data["env"], e.actor, e.at, e.data.get("config"))
+            for e in entries
+            if e.kind == PROMOTED
+        ),
+    )
+    return facts, policy
+
+
+def _evidence_fact(e: Entry) -> EvidenceFact:
+    return EvidenceFact(
+        e.seq,
+        e.data["type"],
+        e.data["format"],
+        e.data["result"],
+        e.data["passed"],
+        headline(e.data["summary"]),
+        e.data["blobs"]["report"],
+        e.at,
+    )
+
+
+def gate(instance: Instance, digest: Digest, env: str) -> Decision:
+    facts, policy = _facts(instance, digest, None)
+    _known_env(policy, env)
+    return decide(policy, facts, env)
+
+
+def _known_env(policy: Policy | None, env: str) -> None:
+    if policy is not None and env not in policy.environments:
+        raise InputError(
+            f"unknown environment {env!r}",
+            hint=f"the policy's environments are {', '.join(policy.environments)}",
+        )
+
+
+def approve(
+    instance: Instance,
+    digest: Digest,
+    *,
+    env: str,
+    meaning: Meaning,
+    actor: str,
+    reason: str | None = None,
+) -> Entry:
+    """Sign an approval over the evidence set as it stands; the author is refused."""
+    with instance.ledger.appending() as appender:
+        facts, policy = _facts(instance, digest, appender)
+        if policy is None:
+            raise InputError(
+                f"{digest} has no classification, so there is nothing to approve against",
+                hint="register it with --repo and --base",
+            )
+        _known_env(policy, env)
+        if facts.author and actor == facts.author:
+            raise RefusedError(
+                f"{actor} authored this change and cannot approve it",
+                hint="separation of duties: ask another eligible approver",
+            )
+        evidence_set = evidence_set_digest(facts.evidence)
+        roles = policy.roles_of(actor)
+        predicate = statements.approval(
+            signer=actor,
+            roles=roles,
+            meaning=meaning.value,
+            env=env,
+            evidence_set=evidence_set,
+            reason=reason,
+            signed_at=appender.at,
+            policy_digest=policy.digest,
+        )
+        envelope = sign_envelope(
+            canonical_json(
+                statements.statement(facts.name, digest, statements.APPROVAL, predicate)
+            ),
+            instance.signer,
+        )
+        envelope_digest = instance.blobs.put_bytes(canonical_json(envelope))
+        return appender.add(
+            APPROVED,
+            digest,
+            actor,
+            {
+                "env": env,
+                "meaning": meaning.value,
+                "roles": list(roles),
+                "reason": reason,
+                "evidence_set": evidence_set,
+                "evidence_entries": [e.seq for e in facts.evidence],
+                "policy_digest": policy.digest,
+                "blobs": {"envelope": envelope_digest},
+            },
+        )
+
+
+@dataclass(frozen=True)
+class Promotion:
+    entry: Entry
+    decision: Decision
+
+
+def promote(
+    instance: Instance, digest: Digest, *, env: str, actor: str, config: Path | None = None
+) -> Promotion:
+    """Run the gate under the write lock; record the deployment only if it allows."""
+    config_text = None
+    if config is not None:
+        with reading(config) as f:
+            raw = f.read(4 << 20)
+        try:
+            config_text = raw.decode()
+        except UnicodeDecodeError as exc:
+            raise InputError("configuration is not UTF-8 text", where=str(config)) from exc
+        check_config(config_text, str(config))
+    with instance.ledger.appending() as appender:
+        facts, policy = _facts(instance, digest, appender)
+        _known_env(policy, env)
+        decision = decide(policy, facts, env)
+        if not decision.allowed:
+            raise GateBlocked(decision)
+        assert policy is not None and decision.tier is not None
+        config_digest = (
+            instance.blobs.put_bytes(config_text.encode()) if config_text is not None else None
+        )
+        vsa = statements.verification_summary(
+            resource=f"{facts.name}@{digest}",
+            verified_at=appender.at,
+            policy_digest=policy.digest,
+            inputs=[
+                {"uri": f"ledger:{e.seq}", "digest": {"sha256": hex_of(Digest(e.report))}}
+                for e in facts.evidence
+            ],
+            passed=True,
+            tier=decision.tier,
+        )
+        envelope = sign_envelope(
+            canonical_json(statements.statement(facts.name, digest, statements.VSA, vsa)),
+            instance.signer,
+        )
+        blobs: dict[str, str] = {"envelope": instance.blobs.put_bytes(canonical_json(envelope))}
+        if config_digest is not None:
+            blobs["config"] = config_digest
+        entry = appender.add(
+            PROMOTED,
+            digest,
+            actor,
+            {
+                "env": env,
+                "name": facts.name,
+                "config": config_digest,
+                "tier": decision.tier,
+                "decision": decision.to_json(),
+                "blobs": blobs,
+            },
+        )
+    return Promotion(entry, decision)
+
+
+def status(instance: Instance, env: str | None = None) -> list[dict[str, Any]]:
+    """Which digest runs where, since when, promoted by whom (the latest promotion per env)."""
+    latest: dict[str, Entry] = {}
+    for entry in instance.ledger.find(kinds=[PROMOTED]):
+        latest[entry.data["env"]] = entry
+    rows = [
+        {
+            "env": e.data["env"],
+            "digest": e.subject,
+            "name": e.data.get("name"),
+            "tier": e.data.get("tier"),
+            "since": e.at,
+            "by": e.actor,
+            "entry": e.seq,
+            "config": e.data.get("config"),
+        }
+        for name, e in latest.items()
+        if env is None or name == env
+    ]
+    return rows
+
+
+@dataclass(frozen=True)
+class Completeness:
+    digest: str
+    complete: bool
+    items: tuple[tuple[str, bool, str], ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "digest": self.digest,
+            "complete": self.complete,
+            "items": [{"item": n, "present": ok, "detail": d} for n, ok, d in self.items],
+            "missing": [n for n, ok, _ in self.items if not ok],
+        }
+
+
+POST_DEPLOY = "post-deploy-verification"
+
+
+def release_show(instance: Instance, digest: Digest) -> Completeness:
+    """The definition of done, computed from the ledger: what is recorded and what is missing."""
+    facts, policy = _facts(instance, digest, None)
+    items: list[tuple[str, bool, str]] = [("artifact hash", True, digest)]
+    if policy is None or facts.classification is None:
+        items.append(("manifest", False, "registered without a classification (--repo --base)"))
+        return Completeness(digest, False, tuple(items))
+    cls = facts.classification
+    items.append(
+        (
+            "manifest",
+            True,
+            f"tier {cls.tier}, {cls.files} files, policy "
+            f"{cls.policy_digest[:19]}…, commit {cls.head[:12]}",
+        )
+    )
+    last = policy.environments[-1]
+    decision = decide(policy, facts, last)
+    evidence = [c for c in decision.controls if c.control.startswith(("evidence:", "checklist:"))]
+    bad = [c.control.split(":", 1)[1] for c in evidence if not c.satisfied]
+    items.append(
+        (
+            "test results and evidence",
+            not bad,
+            f"missing or failing: {', '.join(bad)}"
+            if bad
+            else f"{len(evidence)} required items recorded and passing",
+        )
+    )
+    approvals = [c for c in decision.controls if c.control == "approvals"]
+    items.append(
+        (
+            "approvals",
+            all(c.satisfied for c in approvals),
+            approvals[0].detail if approvals else "no approvals required",
+        )
+    )
+    target = facts.promoted_to(last)
+    items.append(
+        (
+            "deployment target",
+            target is not None,
+            f"in {last} since {target.at} (entry {target.seq})"
+            if target
+            else f"not promoted to {last}",
+        )
+    )
+    verified = [
+        e
+        for e in facts.evidence
+        if e.type == POST_DEPLOY and target is not None and e.seq > target.seq
+    ]
+    items.append(
+        (
+            "post-deploy verification",
+            bool(verified) and verified[-1].passed,
+            f"{verified[-1].result}, entry {verified[-1].seq}"
+            if verified
+            else f"no {POST_DEPLOY} evidence after the {last} promotion",
+        )
+    )
+    return Completeness(digest, all(ok for _, ok, _ in items), tuple(items))
