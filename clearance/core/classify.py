@@ -115,7 +115,8 @@ class Classification:
             data["head"],
             data["author"],
             data["reason"],
-            tuple(data.get("notes", ())),
+            checklists=tuple(data.get("checklists", ())),
+            notes=tuple(data.get("notes", ())),
         )
 
 

@@ -166,17 +166,21 @@ class PathMatcher:
 
     @classmethod
     def compile(cls, name: str, patterns: Sequence[str]) -> PathMatcher:
-        spec = pathspec.PathSpec.from_lines("gitwildmatch", patterns)
-        compiled = [(i, p) for i, p in enumerate(spec.patterns) if p.include is not None]
-        simple = all(p.include for _, p in compiled)
+        spec = pathspec.PathSpec.from_lines("gitignore", patterns)
+        compiled: list[tuple[int, bool, str]] = []
+        for i, p in enumerate(spec.patterns):
+            regex: re.Pattern[str] | None = getattr(p, "regex", None)
+            if p.include is not None and regex is not None:
+                compiled.append((i, p.include, regex.pattern))
+        simple = all(include for _, include, _ in compiled)
         anchored: list[str] = []
         floating: list[str] = []
-        for i, p in compiled:
-            regex = _no_named_groups(p.regex.pattern)  # type: ignore[attr-defined]
-            if regex.startswith(_ANY_DIRS):
-                floating.append(f"(?P<p{i}>{regex[len(_ANY_DIRS) :]})")
+        for i, _, pattern in compiled:
+            text = _no_named_groups(pattern)
+            if text.startswith(_ANY_DIRS):
+                floating.append(f"(?P<p{i}>{text[len(_ANY_DIRS) :]})")
             else:
-                anchored.append(f"(?P<p{i}>{regex.removeprefix('^')})")
+                anchored.append(f"(?P<p{i}>{text.removeprefix('^')})")
         return cls(
             name,
             tuple(patterns),

@@ -6,6 +6,7 @@ Use-cases read these from the ledger; the core never touches storage.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from clearance.core.classify import Classification
 
@@ -39,6 +40,8 @@ class PromotionFact:
     actor: str
     at: str
     config: str | None = None
+    #: The gate's controls as recorded when this promotion was allowed.
+    controls: tuple[dict[str, Any], ...] = field(default=())
 
 
 @dataclass(frozen=True)

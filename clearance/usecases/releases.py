@@ -19,7 +19,7 @@ from clearance.core.classify import Classification
 from clearance.core.digests import Digest, hex_of
 from clearance.core.envconfig import check_config
 from clearance.core.evidence import headline
-from clearance.core.gates import Decision, decide
+from clearance.core.gates import ControlResult, Decision, decide
 from clearance.core.policy import Policy
 from clearance.core.release import ApprovalFact, EvidenceFact, PromotionFact, ReleaseFacts
 from clearance.errors import InputError, NotFoundError, RefusedError
@@ -74,7 +74,14 @@ def _facts(
             if e.kind == APPROVED
         ),
         promotions=tuple(
-            PromotionFact(e.seq, e.data["env"], e.actor, e.at, e.data.get("config"))
+            PromotionFact(
+                e.seq,
+                e.data["env"],
+                e.actor,
+                e.at,
+                e.data.get("config"),
+                tuple(e.data.get("decision", {}).get("controls", ())),
+            )
             for e in entries
             if e.kind == PROMOTED
         ),
@@ -288,8 +295,18 @@ def release_show(instance: Instance, digest: Digest) -> Completeness:
         )
     )
     last = policy.environments[-1]
-    decision = decide(policy, facts, last)
-    evidence = [c for c in decision.controls if c.control.startswith(("evidence:", "checklist:"))]
+    target = facts.promoted_to(last)
+    # Once released, the record is what the gate saw when it allowed the release; evidence added
+    # afterwards (post-deploy verification) does not reopen it.
+    controls = (
+        [
+            ControlResult(c["control"], c["satisfied"], c["detail"], c["mode"])
+            for c in target.controls
+        ]
+        if target is not None
+        else list(decide(policy, facts, last).controls)
+    )
+    evidence = [c for c in controls if c.control.startswith(("evidence:", "checklist:"))]
     bad = [c.control.split(":", 1)[1] for c in evidence if not c.satisfied]
     items.append(
         (
@@ -300,7 +317,7 @@ def release_show(instance: Instance, digest: Digest) -> Completeness:
             else f"{len(evidence)} required items recorded and passing",
         )
     )
-    approvals = [c for c in decision.controls if c.control == "approvals"]
+    approvals = [c for c in controls if c.control == "approvals"]
     items.append(
         (
             "approvals",
@@ -308,7 +325,6 @@ def release_show(instance: Instance, digest: Digest) -> Completeness:
             approvals[0].detail if approvals else "no approvals required",
         )
     )
-    target = facts.promoted_to(last)
     items.append(
         (
             "deployment target",
