@@ -19,16 +19,30 @@ _MAX_SAFE_INT = 2**53 - 1
 
 
 def _simple(value: Any) -> bool:
-    """True when ``json.dumps`` would produce the RFC 8785 form of ``value``."""
-    if isinstance(value, str) or value is None or isinstance(value, bool):
-        return True
-    if isinstance(value, int):
-        return -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and k.isascii() and _simple(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return all(_simple(v) for v in value)
-    return False
+    """True when ``json.dumps`` would produce the RFC 8785 form of ``value``.
+
+    Exact types only (a ``str`` subclass takes the slow path); iterative, as this runs for every
+    ledger record.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is str or kind is bool or item is None:
+            continue
+        if kind is int:
+            if not -_MAX_SAFE_INT <= item <= _MAX_SAFE_INT:
+                return False
+        elif kind is dict:
+            for key in item:
+                if type(key) is not str or not key.isascii():
+                    return False
+            stack.extend(item.values())
+        elif kind is list or kind is tuple:
+            stack.extend(item)
+        else:
+            return False
+    return True
 
 
 def canonical_json(value: Any) -> bytes:
