@@ -16,6 +16,7 @@ from clearance.cli.common import (
     resolve_actor,
     state,
 )
+from clearance.cli.render import decision_table, verdict
 from clearance.core.approvals import Meaning
 from clearance.core.gates import Decision
 from clearance.errors import ExitCode
@@ -36,17 +37,8 @@ def register(root: typer.Typer) -> None:
 
 
 def render_decision(decision: Decision) -> None:
-    table = Table("control", "", "detail", title=f"{decision.env} gate, tier {decision.tier}")
-    for c in decision.controls:
-        mark = (
-            "[green]ok[/]"
-            if c.satisfied
-            else ("[yellow]warn[/]" if not c.blocking else "[red]NO[/]")
-        )
-        table.add_row(c.control, mark, c.detail)
-    out.print(table)
-    verdict = "[green]ALLOWED[/]" if decision.allowed else "[red]BLOCKED[/]"
-    out.print(f"{verdict} {decision.digest} -> {decision.env}")
+    out.print(decision_table(decision))
+    out.print(verdict(decision))
 
 
 def approve_command(

@@ -16,7 +16,7 @@ from enum import StrEnum
 from clearance.core.canonical import canonical_json
 from clearance.core.digests import digest_bytes
 from clearance.core.policy import ApprovalRule, Policy
-from clearance.core.release import ApprovalFact, EvidenceFact
+from clearance.core.release import ApprovalFact, EvidenceFact, ReleaseFacts
 
 
 class Meaning(StrEnum):
@@ -35,6 +35,22 @@ def evidence_set_digest(evidence: Sequence[EvidenceFact]) -> str:
         for e in sorted(evidence, key=lambda e: e.seq)
     ]
     return digest_bytes(canonical_json(items))
+
+
+def evidence_judged(facts: ReleaseFacts, env: str) -> list[EvidenceFact]:
+    """The evidence an approval for ``env`` is about.
+
+    Everything recorded so far, until the artifact first reaches ``env``; after that, what was
+    recorded before it got there. Post-deploy verification then does not void the approvals the
+    release went out with, and a retro-approval signs what the release was judged on.
+    """
+    first = next((p for p in facts.promotions if p.env == env), None)
+    return [e for e in facts.evidence if first is None or e.seq < first.seq]
+
+
+def approved_evidence(facts: ReleaseFacts, env: str) -> str:
+    """The evidence-set digest an approval for ``env`` is bound to."""
+    return evidence_set_digest(evidence_judged(facts, env))
 
 
 @dataclass(frozen=True)

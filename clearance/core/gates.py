@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from clearance.core.approvals import evidence_set_digest, tally
+from clearance.core.approvals import approved_evidence, tally
 from clearance.core.policy import EvidenceRule, Mode, Policy
 from clearance.core.release import ReleaseFacts
 
@@ -68,7 +68,7 @@ def applies(at: Sequence[str] | None, env: str, default: Sequence[str]) -> bool:
 
 
 def decide(policy: Policy | None, facts: ReleaseFacts, env: str) -> Decision:
-    current_set = evidence_set_digest(facts.evidence)
+    current_set = approved_evidence(facts, env)
     classification = facts.classification
     if policy is None or classification is None:
         control = ControlResult(

@@ -1,17 +1,19 @@
-"""The demo's story: one release of the sample service, evidenced and verified end to end.
+"""The demo's story: three changes to a sample clinical repository, governed from commit to prod.
 
-Every step calls the same library functions the CLI commands call, and prints the command a
-user would type for it. Real tools produce the evidence: pytest (JUnit), bandit (SARIF) and
-cyclonedx-py (CycloneDX SBOM).
+In order: create an instance and the sample repository (with its ``clearance.yaml``); govern a
+UI copy fix (low tier), an infrastructure change (medium, first blocked by SAST) and a
+medication-rule change touching PHI (high) through dev, staging and prod (:mod:`.changes`); show
+where each digest runs and whether each release is complete; export a witness checkpoint and
+verify the ledger against it; show verification naming a record edited behind Clearance's back;
+end with where the state lives and the commands to explore it.
+
+Every step calls the library functions the CLI calls and prints the command a user would type.
+Real tools produce the evidence: pytest (JUnit), bandit (SARIF), cyclonedx-py (CycloneDX).
 """
 
 from __future__ import annotations
 
-import importlib.util
-import json
 import sqlite3
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,239 +22,198 @@ from rich.console import Console
 from rich.table import Table
 
 from clearance.core.digests import Digest
-from clearance.core.evidence import headline
 from clearance.demo import sample
+from clearance.demo.changes import Shipped, copy_fix, infrastructure, medication
+from clearance.demo.narrate import Story, commands, completeness_table, short
+from clearance.demo.pipeline import Pipeline
+from clearance.demo.reports import check_tools
 from clearance.settings import Settings
-from clearance.usecases.artifacts import BuildInfo, register_artifact
-from clearance.usecases.evidence import attest, list_evidence
+from clearance.usecases.classification import load_policy_file
 from clearance.usecases.instance import Instance, init, open_instance
 from clearance.usecases.ledger import export_checkpoint, verify_ledger
-from clearance.vcs.git import GitRepo
+from clearance.usecases.releases import gate, release_show, status
 
-CI_ACTOR = "ci@example.org"
+ORIGIN = "clearance.demo/ledger"
 
 
 @dataclass(frozen=True)
 class DemoResult:
     home: Path
     repo: Path
+    #: The high-tier release (the medication-rule change).
     digest: Digest
+    #: The digest each change released to prod, by tier.
+    releases: dict[str, Digest]
+    #: The infrastructure build the SAST gate kept out of staging.
+    blocked: Digest
+    witness: Path
     ledger_size: int
     seconds: float
 
 
-class Story:
-    def __init__(self, console: Console) -> None:
-        self.console = console
-        self.step_no = 0
-
-    def step(self, title: str, command: str | None = None) -> None:
-        self.step_no += 1
-        self.console.print(f"\n[bold cyan]{self.step_no}. {title}[/]")
-        if command:
-            self.console.print(f"   [dim]$ {command}[/]", markup=True, highlight=False)
-
-    def say(self, text: str) -> None:
-        self.console.print(f"   {text}", highlight=False)
-
-
-def _tool(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
-
-
-def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, cwd=cwd, capture_output=True, text=True, timeout=300, check=False)
-
-
 def run_demo(workdir: Path, console: Console) -> DemoResult:
     started = time.monotonic()
+    check_tools()
     story = Story(console)
     home = workdir / "home"
     repo_dir = workdir / "clinic-repo"
-    reports = workdir / "reports"
-    reports.mkdir(parents=True, exist_ok=True)
     settings = Settings.from_env({}, home=home)
-    console.rule("[bold]Clearance demo: one governed release, evidenced and provable")
+    console.rule("[bold]Clearance demo: three changes to a clinical repository, commit to prod")
 
+    story.section("Setup")
+    story.step(
+        "Work in the demo directory, with its own Clearance home",
+        f"cd {workdir}",
+        f"export CLEARANCE_HOME={home}",
+    )
     story.step(
         "Create the instance: database, blob store and Ed25519 signing key",
-        f"clearance --home {home} init",
+        f"clearance init --origin {ORIGIN}",
     )
-    instance = init(settings, actor="admin@example.org", origin="clearance.demo/ledger")
-    story.say(f"ledger origin [bold]{instance.origin}[/], key {instance.signer.keyid[:23]}…")
+    instance = init(settings, actor="admin@example.org", origin=ORIGIN)
+    try:
+        story.say(f"ledger origin [bold]{instance.origin}[/], key {instance.signer.keyid[:23]}…")
+        base = _sample(story, repo_dir)
+        pipeline = Pipeline(story, instance, workdir, repo_dir)
+        low = copy_fix(pipeline, base)
+        medium = infrastructure(pipeline, low.head)
+        high = medication(pipeline, medium.head)
+        shipped = [low, medium, high]
+        _where_things_run(story, pipeline, shipped)
+        witness = workdir / "witness-checkpoint.txt"
+        _checkpoint_and_verify(story, instance, witness)
+        _tamper(story, instance, settings, workdir)
+        size = instance.ledger.size()
+    finally:
+        instance.close()
 
-    story.step("A sample clinical repository (orders service, patient portal), committed in git")
-    commit = sample.create_repository(repo_dir)
-    story.say(f"{repo_dir} at commit {commit[:12]}")
+    seconds = time.monotonic() - started
+    story.section(f"Done in {seconds:.1f} s")
+    console.print(
+        f"State lives in [bold]{home}[/]: the SQLite ledger (clearance.db), content-addressed "
+        "evidence blobs (blobs/) and the signing key (keys/).",
+        highlight=False,
+    )
+    console.print(
+        f"The sample repository is {repo_dir}; reports are in {workdir / 'reports'}, "
+        f"environment configurations in {workdir / 'config'}.",
+        highlight=False,
+    )
+    commands(
+        story,
+        "Explore it:",
+        [
+            f"clearance --home {home} status",
+            f"clearance --home {home} gate {medium.blocked} --env staging",
+            f"clearance --home {home} release show {high.digest}",
+            f"clearance --home {home} evidence list {high.digest}",
+            f"clearance --home {home} attestations {high.digest}",
+            f"clearance --home {home} ledger verify --against {witness}",
+            f"clearance classify --repo {repo_dir} --base {medium.head[:12]} "
+            f"--head {high.head[:12]}",
+        ],
+    )
+    assert medium.blocked is not None
+    return DemoResult(
+        home=home,
+        repo=repo_dir,
+        digest=high.digest,
+        releases={s.tier: s.digest for s in shipped},
+        blocked=medium.blocked,
+        witness=witness,
+        ledger_size=size,
+        seconds=seconds,
+    )
 
+
+def _sample(story: Story, repo: Path) -> str:
     story.step(
-        "Build once: package the orders service and register it by digest",
-        "clearance artifact register dist/orders.zip --repo clinic-repo --commit HEAD "
-        "--branch main --build-number 412 --builder demo-ci --change-request CR-1042",
+        "A sample clinical repository: orders service (rules, patient model, migrations, tests) "
+        "and patient portal (help copy, locales), with its policy in clearance.yaml",
+        f"clearance policy check {repo.name}/clearance.yaml",
     )
-    artifact = sample.build(repo_dir, workdir / "dist" / "orders.zip")
-    registration = register_artifact(
-        instance,
-        build=BuildInfo(commit, "main", "412", "demo-ci", "CR-1042"),
-        actor=CI_ACTOR,
-        path=artifact,
-        repo=GitRepo(repo_dir),
-    )
-    digest = registration.digest
-    story.say(f"artifact [bold]{digest}[/]")
+    base = sample.create_repository(repo)
+    policy, _ = load_policy_file(repo / "clearance.yaml")
     story.say(
-        "signed SLSA v1 provenance: commit, branch, build 412, builder, requirements.txt hash"
+        f"OK: tiers {', '.join(t.name for t in policy.tiers)}; signals "
+        f"{', '.join(s.name for s in policy.signals)}; environments "
+        f"{' -> '.join(policy.environments)}"
     )
-    again = register_artifact(
-        instance,
-        build=BuildInfo(commit, "main", "412", "demo-ci", "CR-1042"),
-        actor=CI_ACTOR,
-        path=artifact,
-        repo=GitRepo(repo_dir),
-    )
-    story.say(f"registering the same bytes again is a no-op (created={again.created})")
-
-    _evidence(story, instance, digest, repo_dir, reports)
-
-    story.step("Evidence on record", f"clearance evidence list {digest[:19]}…")
-    table = Table("type", "format", "result", "summary", "by")
-    for entry in list_evidence(instance, digest):
-        brief = headline(entry.data["summary"])
-        style = "green" if entry.data["passed"] else "red"
-        table.add_row(
-            entry.data["type"],
-            entry.data["format"],
-            f"[{style}]{entry.data['result']}[/]",
-            brief,
-            entry.actor,
+    for warning in policy.warnings:
+        story.say(f"[yellow]warning:[/] {warning.render(policy.name)}")
+    if policy.warnings:
+        story.why(
+            "policy check warns that each required role has a single holder: a change alice or "
+            "carol wrote could never be approved. The reference policy keeps it that way; every "
+            "change here is dana's."
         )
-    console.print(table)
+    story.say(f"{repo.name} at commit {base[:12]}, every commit by {sample.AUTHOR}")
+    return base
 
-    witness = workdir / "witness-checkpoint.txt"
+
+def _where_things_run(story: Story, p: Pipeline, shipped: list[Shipped]) -> None:
+    story.section("Where things run, and which releases are done")
+    story.step("Which digest runs where", "clearance status")
+    table = Table("env", "digest", "name", "tier", "since", "by")
+    for row in status(p.instance):
+        table.add_row(
+            row["env"],
+            short(row["digest"]),
+            row["name"] or "",
+            row["tier"] or "",
+            row["since"],
+            row["by"],
+        )
+    story.table(table)
+    story.why(
+        "status lists what runs in each environment, per service: the portal and the orders "
+        "service each have their own digest in prod."
+    )
+
     story.step(
-        "Hand the latest signed checkpoint to a witness",
+        "Each change's release record",
+        *(f"clearance release show {p.var(s.digest)}" for s in shipped),
+    )
+    table = Table("release", "tier", "digest", "deployment target", "record")
+    for s in shipped:
+        record = release_show(p.instance, s.digest)
+        target = next(detail for name, _, detail in record.items if name == "deployment target")
+        done = "[green]COMPLETE[/]" if record.complete else "[red]INCOMPLETE[/]"
+        table.add_row(p.var(s.digest), s.tier, short(s.digest), target, done)
+    story.table(table)
+
+    blocked = next(s.blocked for s in shipped if s.blocked is not None)
+    decision = gate(p.instance, blocked, "staging")
+    story.step(
+        "The build the SAST gate stopped never left dev",
+        f"clearance gate {p.var(blocked)} --env staging",
+    )
+    for control in decision.blockers:
+        story.bad(f"{control.control}: {control.detail}")
+
+    high = shipped[-1]
+    story.step("The high-tier release in full", f"clearance release show {p.var(high.digest)}")
+    completeness_table(story, release_show(p.instance, high.digest))
+
+
+def _checkpoint_and_verify(story: Story, instance: Instance, witness: Path) -> None:
+    story.section("The ledger: witnessed and verified")
+    story.step(
+        "Hand the latest signed checkpoint to a witness (outside Clearance's control)",
         f"clearance ledger checkpoint --export {witness.name}",
     )
     cp = export_checkpoint(instance, witness)
     story.say(f"checkpoint: size {cp.size}, root {cp.root_hex[:16]}… (signed note form)")
-
     story.step(
-        "Verify the ledger: every leaf, root, signature, blob and envelope",
+        "Verify the ledger: every leaf, root, signature, blob and envelope, and that it extends "
+        "the witnessed checkpoint",
         f"clearance ledger verify --against {witness.name}",
     )
     result = verify_ledger(instance, against=witness)
     colour = "green" if result.ok else "red"
     story.say(f"[{colour}]{'OK' if result.ok else 'FAILED'} {result.size} {result.root.hex()}[/]")
-
-    _tamper(story, instance, settings, workdir)
-    size = instance.ledger.size()
-    instance.close()
-
-    seconds = time.monotonic() - started
-    console.rule(f"[bold]Done in {seconds:.1f} s")
-    console.print(f"State lives in [bold]{home}[/] (SQLite ledger, blobs, keys). Explore it:")
-    for cmd in (
-        f"clearance --home {home} evidence list {digest}",
-        f"clearance --home {home} attestations {digest}",
-        f"clearance --home {home} ledger verify --against {witness}",
-        f"clearance --home {home} ledger proof inclusion 2",
-        f"clearance --home {home} key show",
-    ):
-        console.print(f"  {cmd}", highlight=False, markup=False)
-    return DemoResult(home, repo_dir, digest, size, seconds)
-
-
-def _evidence(story: Story, instance: Instance, digest: Digest, repo: Path, reports: Path) -> None:
-    junit = reports / "unit-tests.xml"
-    story.step(
-        "Run the service's real tests (pytest) and attest the JUnit report",
-        f"clearance attest {digest[:19]}… --type unit-tests {junit.name}",
-    )
-    _run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            f"--junitxml={junit}",
-            "services/orders/tests",
-        ],
-        repo,
-    )
-    entry = attest(instance, digest, "unit-tests", junit, actor=CI_ACTOR)
-    story.say(
-        f"{entry.data['result']}: {entry.data['summary'].get('tests')} tests, "
-        "in-toto test-result attestation signed"
-    )
-
-    if _tool("bandit"):
-        sarif = reports / "bandit.sarif"
-        story.step(
-            "Scan with bandit (SAST) and attest the SARIF",
-            f"clearance attest {digest[:19]}… --type sast {sarif.name}",
-        )
-        _run(
-            [
-                sys.executable,
-                "-m",
-                "bandit",
-                "-q",
-                "-r",
-                "services",
-                "-f",
-                "sarif",
-                "-o",
-                str(sarif),
-            ],
-            repo,
-        )
-        entry = attest(instance, digest, "sast", sarif, actor=CI_ACTOR)
-        story.say(f"{entry.data['result']}: {headline(entry.data['summary'])}")
-    else:
-        story.say("bandit is not installed (pip install 'clearance[demo]'): no SAST evidence")
-
-    if _tool("cyclonedx_py"):
-        bom = reports / "bom.cdx.json"
-        story.step(
-            "Generate a CycloneDX SBOM and attest it",
-            f"clearance attest {digest[:19]}… --type sbom {bom.name}",
-        )
-        _run(
-            [
-                sys.executable,
-                "-m",
-                "cyclonedx_py",
-                "requirements",
-                "requirements.txt",
-                "--of",
-                "JSON",
-                "--sv",
-                "1.6",
-                "--output-reproducible",
-                "-o",
-                str(bom),
-            ],
-            repo,
-        )
-        entry = attest(instance, digest, "sbom", bom, actor=CI_ACTOR)
-        story.say(f"{entry.data['summary'].get('components')} components recorded")
-    else:
-        story.say("cyclonedx-bom is not installed (pip install 'clearance[demo]'): no SBOM")
-
-    contract = reports / "contract-tests.json"
-    story.step(
-        "A contract check of the order API, as generic JSON evidence",
-        f"clearance attest {digest[:19]}… --type contract-tests {contract.name}",
-    )
-    contract.write_text(json.dumps({"passed": True, "suite": "orders-api-v1", "checks": 3}))
-    entry = attest(instance, digest, "contract-tests", contract, actor=CI_ACTOR)
-    story.say(f"{entry.data['result']}")
-    story.say(
-        "pip-audit needs its vulnerability service, which this machine cannot reach: "
-        "no SCA evidence recorded (attest its JSON with --type sca where it can run)"
-    )
+    for problem in result.problems[:5]:
+        story.bad(str(problem))
 
 
 def _tamper(story: Story, instance: Instance, settings: Settings, workdir: Path) -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 from clearance.attest import statements
 from clearance.attest.dsse import sign_envelope
-from clearance.core.approvals import Meaning, evidence_set_digest
+from clearance.core.approvals import Meaning, evidence_judged, evidence_set_digest
 from clearance.core.canonical import canonical_json
 from clearance.core.classify import Classification
 from clearance.core.digests import Digest, hex_of
@@ -139,7 +139,8 @@ def approve(
                 f"{actor} authored this change and cannot approve it",
                 hint="separation of duties: ask another eligible approver",
             )
-        evidence_set = evidence_set_digest(facts.evidence)
+        judged = evidence_judged(facts, env)
+        evidence_set = evidence_set_digest(judged)
         roles = policy.roles_of(actor)
         predicate = statements.approval(
             signer=actor,
@@ -168,7 +169,7 @@ def approve(
                 "roles": list(roles),
                 "reason": reason,
                 "evidence_set": evidence_set,
-                "evidence_entries": [e.seq for e in facts.evidence],
+                "evidence_entries": [e.seq for e in judged],
                 "policy_digest": policy.digest,
                 "blobs": {"envelope": envelope_digest},
             },
@@ -239,10 +240,11 @@ def promote(
 
 
 def status(instance: Instance, env: str | None = None) -> list[dict[str, Any]]:
-    """Which digest runs where, since when, promoted by whom (the latest promotion per env)."""
-    latest: dict[str, Entry] = {}
+    """Which digest runs where, since when, promoted by whom: the latest promotion of each
+    artifact name (service) to each environment."""
+    latest: dict[tuple[str, str], Entry] = {}
     for entry in instance.ledger.find(kinds=[PROMOTED]):
-        latest[entry.data["env"]] = entry
+        latest[(entry.data["env"], entry.data.get("name") or "")] = entry
     rows = [
         {
             "env": e.data["env"],
@@ -254,8 +256,8 @@ def status(instance: Instance, env: str | None = None) -> list[dict[str, Any]]:
             "entry": e.seq,
             "config": e.data.get("config"),
         }
-        for name, e in latest.items()
-        if env is None or name == env
+        for (where, _), e in sorted(latest.items())
+        if env is None or where == env
     ]
     return rows
 

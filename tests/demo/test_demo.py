@@ -1,37 +1,166 @@
-"""`clearance demo`, the README's main job, runs end to end and leaves a state that verifies."""
+"""`clearance demo`, the README's main job: three changes governed to prod, a state that verifies.
+
+The story runs once per module (about 10 s); each test checks one thing a user relies on, both in
+what the story prints and in the state it leaves behind.
+"""
 
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
-from clearance.demo.story import run_demo
+from clearance.core.policy import parse_policy
+from clearance.demo import sample
+from clearance.demo.story import DemoResult, run_demo
 from clearance.settings import Settings
 from clearance.usecases.evidence import list_evidence
-from clearance.usecases.instance import open_instance
+from clearance.usecases.instance import Instance, open_instance
 from clearance.usecases.ledger import verify_ledger
+from clearance.usecases.releases import APPROVED, PROMOTED, gate, release_show, status
+
+FIXTURES = Path(__file__).parent.parent / "fixtures"
 
 
-def test_demo_story_leaves_a_verifiable_ledger(tmp_path: Path) -> None:
+@dataclass(frozen=True)
+class Demo:
+    result: DemoResult
+    text: str
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Demo:
     buffer = io.StringIO()
-    result = run_demo(tmp_path / "demo", Console(file=buffer, width=120))
-    text = buffer.getvalue()
+    # Wide enough that no table cell wraps, so sentences can be matched whole.
+    result = run_demo(tmp_path_factory.mktemp("demo") / "run", Console(file=buffer, width=1000))
+    return Demo(result, buffer.getvalue())
+
+
+@pytest.fixture
+def instance(demo: Demo) -> Iterator[Instance]:
+    with open_instance(Settings.from_env({}, home=demo.result.home)) as opened:
+        yield opened
+
+
+def test_demo_story_leaves_a_verifiable_ledger(demo: Demo, instance: Instance) -> None:
+    result, text = demo.result, demo.text
     assert "registering the same bytes again is a no-op (created=False)" in text
     assert f"OK {result.ledger_size} " in text
     assert "FAILED first bad: entry 1: record bytes do not match their stored leaf hash" in text
-    with open_instance(Settings.from_env({}, home=result.home)) as instance:
-        assert verify_ledger(instance).ok
-        kinds = {e.data["type"]: e.data["result"] for e in list_evidence(instance, result.digest)}
-    assert kinds == {
-        "unit-tests": "PASSED",
-        "sast": "FAILED",
-        "sbom": "PASSED",
-        "contract-tests": "PASSED",
-    }
+    assert verify_ledger(instance, against=result.witness).ok
+    assert result.seconds < 60
+
+
+class TestSample:
+    def test_the_sample_commits_the_reference_policy_unchanged(self, demo: Demo) -> None:
+        committed = sample.git(demo.result.repo, "show", "HEAD:clearance.yaml")
+        reference = (FIXTURES / "clearance.yaml").read_text()
+        assert committed + "\n" == reference == sample.POLICY
+        assert [t.name for t in parse_policy(reference, "clearance.yaml").tiers] == [
+            "high",
+            "medium",
+            "low",
+        ]
+
+    def test_every_change_is_by_the_sample_author(self, demo: Demo) -> None:
+        authors = sample.git(demo.result.repo, "log", "--format=%ae").split()
+        assert set(authors) == {sample.AUTHOR}
+        assert len(authors) == 5  # initial, copy fix, infrastructure, its SAST fix, medication
+
+
+class TestChanges:
+    def test_three_releases_with_tiers_low_medium_high(
+        self, demo: Demo, instance: Instance
+    ) -> None:
+        releases = demo.result.releases
+        assert set(releases) == {"low", "medium", "high"}
+        assert len(set(releases.values())) == 3
+        for tier, digest in releases.items():
+            assert gate(instance, digest, "prod").tier == tier
+        assert "tier low: true holds" in demo.text
+        assert 'tier medium: "infrastructure" in signals' in demo.text
+        assert 'checklist: privacy-review (because "phi" in signals)' in demo.text
+
+    def test_all_three_releases_reached_prod(self, demo: Demo, instance: Instance) -> None:
+        for digest in demo.result.releases.values():
+            items = {name: ok for name, ok, _ in release_show(instance, digest).items}
+            assert items["deployment target"], digest
+        running = {(row["env"], row["name"]): row["digest"] for row in status(instance)}
+        assert running[("prod", "orders")] == demo.result.releases["high"]
+        assert running[("prod", "portal")] == demo.result.releases["low"]
+
+    def test_the_sast_finding_kept_the_first_infrastructure_build_in_dev(
+        self, demo: Demo, instance: Instance
+    ) -> None:
+        blocked = demo.result.blocked
+        evidence = {e.data["type"]: e.data["result"] for e in list_evidence(instance, blocked)}
+        assert evidence["sast"] == "FAILED"
+        decision = gate(instance, blocked, "staging")
+        assert [c.control for c in decision.blockers] == ["evidence:sast"]
+        assert not release_show(instance, blocked).complete
+        assert "BLOCKED" in demo.text and "-> staging" in demo.text
+
+    def test_a_clear_text_secret_in_a_configuration_is_refused(self, demo: Demo) -> None:
+        assert re.search(
+            r"orders-staging-draft\.json:\d+: db_password: looks like a secret", demo.text
+        )
+
+
+class TestApprovals:
+    def test_the_author_cannot_approve(self, demo: Demo, instance: Instance) -> None:
+        assert f"refused: {sample.AUTHOR} authored this change and cannot approve it" in demo.text
+        high = demo.result.releases["high"]
+        approvers = [e.actor for e in instance.ledger.find(subject=high, kinds=[APPROVED])]
+        assert sample.AUTHOR not in approvers
+        assert approvers == ["alice@example.org", "alice@example.org", "carol@example.org"]
+
+    def test_late_evidence_voids_an_approval_and_the_gate_says_so(
+        self, demo: Demo, instance: Instance
+    ) -> None:
+        assert re.search(
+            r"approvals +│ NO +│ 0 of 2 approvals for prod: none; .*alice@example\.org's "
+            r"approval \(entry \d+\) is void: the evidence changed after they signed",
+            demo.text,
+        )
+        assert re.search(r"BLOCKED sha256:\S+ -> prod", demo.text)
+        high = demo.result.releases["high"]
+        first, again, carol = instance.ledger.find(subject=high, kinds=[APPROVED])
+        assert first.data["evidence_set"] != again.data["evidence_set"]
+        assert again.data["evidence_set"] == carol.data["evidence_set"]
+        (to_prod,) = [
+            e
+            for e in instance.ledger.find(subject=high, kinds=[PROMOTED])
+            if e.data["env"] == "prod"
+        ]
+        recorded = {c["control"]: c for c in to_prod.data["decision"]["controls"]}
+        assert recorded["approvals"]["satisfied"]
+        assert f"approval (entry {first.seq}) is void" in recorded["approvals"]["detail"]
+
+    def test_the_high_tier_release_is_complete(self, demo: Demo, instance: Instance) -> None:
+        high = demo.result.releases["high"]
+        assert release_show(instance, high).complete
+        evidence = {e.data["type"]: e.data["result"] for e in list_evidence(instance, high)}
+        assert evidence == dict.fromkeys(
+            (
+                "unit-tests",
+                "integration-tests",
+                "contract-tests",
+                "sast",
+                "sca",
+                "sbom",
+                "privacy-review",
+                "post-deploy-verification",
+            ),
+            "PASSED",
+        )
+        assert "STANDS IN for a real `pip-audit" in demo.text
 
 
 def test_demo_command_refuses_a_non_empty_directory(tmp_path: Path) -> None:

@@ -92,6 +92,8 @@ class TestGovernedRelease:
         assert [n for n, ok, _ in done.items if not ok] == ["post-deploy verification"]
         evidence(instance, release, passing, "post-deploy-verification")
         assert release_show(instance, release).complete
+        # Evidence recorded after the release does not void the approvals it went out with.
+        assert gate(instance, release, "prod").allowed
         assert verify_ledger(instance).ok
 
     def test_blocked_promotion_records_nothing(self, instance: Instance, release: Digest) -> None:
