@@ -5,6 +5,7 @@ from __future__ import annotations
 import stat
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -39,3 +40,34 @@ def reading(path: Path, *, name: str | None = None) -> Iterator[BinaryIO]:
             yield stream
         except OSError as exc:
             raise InputError(f"cannot read: {exc.strerror or exc}", where=where) from exc
+
+
+@dataclass(frozen=True)
+class NamedText:
+    """A small text file's content and the name errors should give it (a path, an upload)."""
+
+    name: str
+    text: str
+
+
+def read_text(path: Path, *, limit: int = 4 << 20, what: str = "file") -> NamedText:
+    """A UTF-8 text file of at most ``limit`` bytes, or an InputError that names it."""
+    with reading(path) as f:
+        raw = f.read(limit + 1)
+    if len(raw) > limit:
+        raise InputError(f"the {what} is larger than {limit} bytes", where=str(path))
+    try:
+        return NamedText(str(path), raw.decode())
+    except UnicodeDecodeError as exc:
+        raise InputError(f"the {what} is not UTF-8 text", where=str(path)) from exc
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write through a temporary file and rename: a reader never sees half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(text)
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise InputError(f"cannot write: {exc.strerror}", where=str(path)) from exc

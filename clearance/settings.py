@@ -22,6 +22,8 @@ SETTINGS = {
     "CLEARANCE_BLOB_URL": "where raw reports and envelopes are kept (file:///PATH)",
     "CLEARANCE_SIGNING_KEY": "PEM file of the instance's Ed25519 signing key",
     "CLEARANCE_ACTOR": "who is acting, when --actor is not given",
+    "CLEARANCE_URL": "a Clearance server to talk to instead of a local instance",
+    "CLEARANCE_TOKEN": "the API token for CLEARANCE_URL",
 }
 
 

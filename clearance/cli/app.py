@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 
 from clearance import __version__
-from clearance.cli import artifacts, evidence, keys, ledger, policy, releases, setup
+from clearance.cli import artifacts, evidence, keys, ledger, policy, releases, server, setup
 from clearance.cli.common import CliState, err
 from clearance.errors import Error
 
@@ -49,6 +49,7 @@ setup.register(app)
 policy.register(app)
 artifacts.register(app)
 releases.register(app)
+server.register(app)
 evidence.register(app)
 keys.register(app)
 app.add_typer(ledger.app, name="ledger")

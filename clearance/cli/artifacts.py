@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import closing
 from pathlib import Path
-from typing import Any
 
 import typer
 
@@ -17,8 +17,8 @@ from clearance.cli.common import (
     resolve_actor,
     state,
 )
-from clearance.store.ledger import Entry
-from clearance.usecases.artifacts import BuildInfo, find_artifact, register_artifact
+from clearance.errors import InputError
+from clearance.usecases.artifacts import BuildInfo, Source, read_source
 from clearance.vcs.git import GitRepo
 
 app = typer.Typer(
@@ -28,17 +28,6 @@ app = typer.Typer(
 
 def register(root: typer.Typer) -> None:
     root.add_typer(app, name="artifact")
-
-
-def artifact_json(entry: Entry) -> dict[str, Any]:
-    return {
-        "digest": entry.subject,
-        "entry": entry.seq,
-        "recorded_at": entry.at,
-        "recorded_by": entry.actor,
-        **{k: v for k, v in entry.data.items() if k != "blobs"},
-        "provenance": entry.data.get("blobs", {}).get("envelope"),
-    }
 
 
 @app.command("register")
@@ -71,31 +60,32 @@ def register_command(
 ) -> None:
     """Register an artifact; prints its sha256 digest. Same bytes + same provenance: no-op."""
     cli = state(ctx)
-    settings = cli.settings()
-    git = GitRepo(repo) if repo is not None else None
-    who = resolve_actor(actor, settings, repo)
-    with cli.instance() as instance:
-        result = register_artifact(
-            instance,
-            build=BuildInfo(commit, branch, build_number, builder, change_request),
+    who = resolve_actor(actor, cli.settings(), repo)
+    if repo is not None:
+        source = read_source(GitRepo(repo), commit, base, policy)
+    elif base is not None:
+        raise InputError("--base needs --repo: the change is read from the git repository")
+    else:
+        source = Source(commit.strip().lower())
+    with closing(cli.service()) as svc:
+        info = svc.register(
+            build=BuildInfo(source.commit, branch, build_number, builder, change_request),
+            source=source,
             actor=who,
             path=path,
             digest=digest_arg(digest) if digest else None,
             name=name,
-            repo=git,
-            base=base,
-            policy_file=policy,
         )
     if as_json:
-        print_json({**artifact_json(result.entry), "created": result.created})
-    else:
-        print(result.digest)
-        classification = result.entry.data.get("classification")
-        if classification:
-            err.print(
-                f"classified as tier {classification['tier']}: {classification['reason']}",
-                markup=False,
-            )
+        print_json(info)
+        return
+    print(info["digest"])
+    classification = info.get("classification")
+    if classification:
+        err.print(
+            f"classified as tier {classification['tier']}: {classification['reason']}",
+            markup=False,
+        )
 
 
 @app.command("show")
@@ -105,9 +95,8 @@ def show_command(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Show an artifact's recorded provenance."""
-    with state(ctx).instance() as instance:
-        entry = find_artifact(instance, digest_arg(digest))
-    info = artifact_json(entry)
+    with closing(state(ctx).service()) as svc:
+        info = svc.artifact(digest_arg(digest))
     if as_json:
         print_json(info)
         return

@@ -15,8 +15,10 @@ import typer
 from rich.console import Console
 
 from clearance.core.digests import Digest, parse_digest
+from clearance.errors import InputError
 from clearance.settings import Settings
 from clearance.usecases.instance import Instance, open_instance
+from clearance.usecases.service import LocalService, Service
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -36,6 +38,25 @@ class CliState:
 
     def instance(self) -> Instance:
         return open_instance(self.settings())
+
+    def service(self) -> Service:
+        """The server named by CLEARANCE_URL (with CLEARANCE_TOKEN), else the local instance."""
+        url = os.environ.get("CLEARANCE_URL")
+        if url:
+            token = os.environ.get("CLEARANCE_TOKEN")
+            if not token:
+                raise InputError(
+                    "CLEARANCE_URL is set but CLEARANCE_TOKEN is not",
+                    hint="create one with `clearance token create` on the server",
+                )
+            from clearance.client import RemoteService
+
+            return RemoteService(url, token)
+        return LocalService(self.instance())
+
+    @property
+    def remote(self) -> bool:
+        return bool(os.environ.get("CLEARANCE_URL"))
 
 
 def state(ctx: typer.Context) -> CliState:

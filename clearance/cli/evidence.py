@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from contextlib import closing
 from pathlib import Path
-from typing import Any
 
 import typer
 from rich.table import Table
@@ -20,8 +20,6 @@ from clearance.cli.common import (
     state,
 )
 from clearance.core.evidence import ReportFormat, headline
-from clearance.store.ledger import Entry
-from clearance.usecases.evidence import attest, envelopes, list_evidence
 
 app = typer.Typer(help="Evidence recorded for an artifact.", no_args_is_help=True)
 
@@ -30,24 +28,6 @@ def register(root: typer.Typer) -> None:
     root.command("attest")(attest_command)
     root.command("attestations")(attestations_command)
     root.add_typer(app, name="evidence")
-
-
-def evidence_json(entry: Entry) -> dict[str, Any]:
-    data = entry.data
-    return {
-        "entry": entry.seq,
-        "type": data["type"],
-        "format": data["format"],
-        "result": data["result"],
-        "passed": data["passed"],
-        "tool": data.get("tool"),
-        "summary": data["summary"],
-        "filename": data.get("filename"),
-        "report": data["blobs"]["report"],
-        "envelope": data["blobs"]["envelope"],
-        "recorded_at": entry.at,
-        "recorded_by": entry.actor,
-    }
 
 
 def attest_command(
@@ -70,15 +50,14 @@ def attest_command(
     """Attach a report to an artifact as a signed in-toto attestation."""
     cli = state(ctx)
     who = resolve_actor(actor, cli.settings())
-    with cli.instance() as instance:
-        entry = attest(instance, digest_arg(digest), evidence_type, report, actor=who, expected=fmt)
-    info = evidence_json(entry)
+    with closing(cli.service()) as svc:
+        info = svc.attest(digest_arg(digest), evidence_type, report, actor=who, fmt=fmt)
     if as_json:
         print_json(info)
         return
     out.print(
         f"{info['type']}: {info['format']} {info['result']} ({headline(info['summary'])}) "
-        f"recorded as ledger entry {entry.seq}",
+        f"recorded as ledger entry {info['entry']}",
         markup=False,
     )
 
@@ -90,9 +69,8 @@ def list_command(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List the evidence recorded for an artifact: type, format, result, summary, who and when."""
-    with state(ctx).instance() as instance:
-        entries = list_evidence(instance, digest_arg(digest))
-    rows = [evidence_json(e) for e in entries]
+    with closing(state(ctx).service()) as svc:
+        rows = svc.evidence(digest_arg(digest))
     if as_json:
         print_json(rows)
         return
@@ -118,6 +96,6 @@ def attestations_command(
     digest: str = typer.Argument(..., help="sha256:<hex> of the artifact."),
 ) -> None:
     """Print the artifact's DSSE envelopes as JSON Lines (.intoto.jsonl), provenance first."""
-    with state(ctx).instance() as instance:
-        for envelope in envelopes(instance, digest_arg(digest)):
+    with closing(state(ctx).service()) as svc:
+        for envelope in svc.attestations(digest_arg(digest)):
             sys.stdout.write(json.dumps(envelope, separators=(",", ":")) + "\n")

@@ -2,19 +2,26 @@
 
 from __future__ import annotations
 
-import base64
+from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from clearance.cli.common import JSON_OPTION, err, out, print_json, state
 from clearance.errors import ExitCode
-from clearance.usecases.ledger import consistency, export_checkpoint, inclusion, verify_ledger
+from clearance.files import read_text, write_text
+from clearance.usecases.ledger import verify_ledger
+from clearance.usecases.service import LocalService
 
 app = typer.Typer(help="The tamper-evident audit ledger.", no_args_is_help=True)
 proof_app = typer.Typer(help="RFC 9162 inclusion and consistency proofs.", no_args_is_help=True)
 app.add_typer(proof_app, name="proof")
+
+
+def _problem(p: dict[str, Any]) -> str:
+    return f"entry {p['entry']}: {p['problem']}" if p["entry"] is not None else p["problem"]
 
 
 @app.command("verify")
@@ -26,30 +33,39 @@ def verify_command(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Recompute every leaf, root, signature and blob; exit 0 and "OK <size> <root>" if intact."""
-    with state(ctx).instance() as instance:
-        total = instance.ledger.size()
-        if as_json or not err.is_terminal or total < 5000:
-            result = verify_ledger(instance, against=against)
-        else:
+    witness = read_text(against, limit=64 * 1024, what="checkpoint") if against else None
+    with closing(state(ctx).service()) as svc:
+        if isinstance(svc, LocalService) and err.is_terminal and not as_json:
+            instance = svc.instance
             with Progress(
-                "verifying", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(), console=err
+                "verifying",
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=err,
+                transient=True,
             ) as bar:
-                task = bar.add_task("verify", total=total)
+                task = bar.add_task("verify", total=instance.ledger.size())
                 result = verify_ledger(
-                    instance, against=against, progress=lambda n: bar.update(task, completed=n)
-                )
+                    instance, against=witness, progress=lambda n: bar.update(task, completed=n)
+                ).to_json()
+        else:
+            result = svc.verify(witness)
     if as_json:
-        print_json(result.to_json())
-    elif result.ok:
-        suffix = f" (extends checkpoint {result.against.size})" if result.against else ""
-        out.print(f"OK {result.size} {result.root.hex()}{suffix}")
+        print_json(result)
+    elif result["ok"]:
+        suffix = f" (extends checkpoint {result['against']['size']})" if result["against"] else ""
+        out.print(f"OK {result['size']} {result['root']}{suffix}")
     else:
-        out.print(f"FAILED {result.size} entries; first bad: {result.problems[0]}", markup=False)
-        for problem in result.problems[1:20]:
-            out.print(f"  {problem}", markup=False)
-        if len(result.problems) > 20:
-            out.print(f"  ... and {len(result.problems) - 20} more problems")
-    if not result.ok:
+        problems = result["problems"]
+        out.print(
+            f"FAILED {result['size']} entries; first bad: {_problem(problems[0])}", markup=False
+        )
+        for problem in problems[1:20]:
+            out.print(f"  {_problem(problem)}", markup=False)
+        if len(problems) > 20:
+            out.print(f"  ... and {len(problems) - 20} more problems")
+    if not result["ok"]:
         raise typer.Exit(ExitCode.REFUSED)
 
 
@@ -62,28 +78,16 @@ def checkpoint_command(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Print (or export) the latest signed checkpoint, in the signed-note form."""
-    with state(ctx).instance() as instance:
-        if export is not None:
-            cp = export_checkpoint(instance, export)
-        else:
-            latest = instance.ledger.latest_checkpoint()
-            if latest is None:
-                out.print("the ledger is empty")
-                return
-            cp = latest
+    with closing(state(ctx).service()) as svc:
+        cp = svc.checkpoint()
+    if export is not None:
+        write_text(export, cp["note"])
     if as_json:
-        print_json(
-            {
-                "origin": cp.origin,
-                "size": cp.size,
-                "root_hash": base64.b64encode(cp.root).decode(),
-                "note": cp.note(),
-            }
-        )
+        print_json(cp)
     elif export is None:
-        print(cp.note(), end="")
+        print(cp["note"], end="")
     else:
-        out.print(f"wrote checkpoint of size {cp.size} to {export}", markup=False)
+        out.print(f"wrote checkpoint of size {cp['size']} to {export}", markup=False)
 
 
 @proof_app.command("inclusion")
@@ -93,8 +97,8 @@ def inclusion_command(
     size: int | None = typer.Option(None, "--size", help="Tree size (default: latest)."),
 ) -> None:
     """Print an inclusion proof for one entry as JSON (hashes in base64)."""
-    with state(ctx).instance() as instance:
-        print_json(inclusion(instance, entry, size))
+    with closing(state(ctx).service()) as svc:
+        print_json(svc.inclusion(entry, size))
 
 
 @proof_app.command("consistency")
@@ -106,5 +110,5 @@ def consistency_command(
     ),
 ) -> None:
     """Print a consistency proof between two tree sizes as JSON (hashes in base64)."""
-    with state(ctx).instance() as instance:
-        print_json(consistency(instance, old_size, new_size))
+    with closing(state(ctx).service()) as svc:
+        print_json(svc.consistency(old_size, new_size))

@@ -1,7 +1,8 @@
-"""``clearance approve``, ``gate``, ``promote``, ``status`` and ``release show``."""
+"""``clearance approve``, ``gate``, ``promote``, ``status``, ``release show`` and ``search``."""
 
 from __future__ import annotations
 
+from contextlib import closing
 from pathlib import Path
 
 import typer
@@ -20,7 +21,8 @@ from clearance.cli.render import decision_table, verdict
 from clearance.core.approvals import Meaning
 from clearance.core.gates import Decision
 from clearance.errors import ExitCode
-from clearance.usecases.releases import GateBlocked, approve, gate, promote, release_show, status
+from clearance.files import read_text
+from clearance.usecases.releases import GateBlocked
 
 release_app = typer.Typer(
     help="A release's record and its definition of done.", no_args_is_help=True
@@ -33,6 +35,7 @@ def register(root: typer.Typer) -> None:
     root.command("gate")(gate_command)
     root.command("promote")(promote_command)
     root.command("status")(status_command)
+    root.command("search")(search_command)
     root.add_typer(release_app, name="release")
 
 
@@ -55,16 +58,14 @@ def approve_command(
     """Sign an approval over the artifact's evidence as it stands now."""
     cli = state(ctx)
     who = resolve_actor(actor, cli.settings())
-    with cli.instance() as instance:
-        entry = approve(
-            instance, digest_arg(digest), env=env, meaning=meaning, actor=who, reason=reason
-        )
+    with closing(cli.service()) as svc:
+        info = svc.approve(digest_arg(digest), env=env, meaning=meaning, reason=reason, actor=who)
     if as_json:
-        print_json({"entry": entry.seq, "actor": entry.actor, "at": entry.at, **entry.data})
+        print_json(info)
         return
     out.print(
-        f"{who} signed {meaning.value} for {env} at {entry.at} over evidence set "
-        f"{entry.data['evidence_set'][:19]}… (ledger entry {entry.seq})",
+        f"{info['actor']} signed {info['meaning']} for {env} at {info['at']} over evidence set "
+        f"{info['evidence_set'][:19]}… (ledger entry {info['entry']})",
         markup=False,
     )
 
@@ -76,13 +77,13 @@ def gate_command(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """May this artifact go to --env? Every required control and why; exit 0 yes, 1 no."""
-    with state(ctx).instance() as instance:
-        decision = gate(instance, digest_arg(digest), env)
+    with closing(state(ctx).service()) as svc:
+        decision = svc.gate(digest_arg(digest), env)
     if as_json:
-        print_json(decision.to_json())
+        print_json(decision)
     else:
-        render_decision(decision)
-    if not decision.allowed:
+        render_decision(Decision.from_json(decision))
+    if not decision["allowed"]:
         raise typer.Exit(ExitCode.REFUSED)
 
 
@@ -99,9 +100,10 @@ def promote_command(
     """Run the gate and, if it allows, record the deployment of the digest to --env."""
     cli = state(ctx)
     who = resolve_actor(actor, cli.settings())
-    with cli.instance() as instance:
+    text = read_text(config, what="configuration") if config is not None else None
+    with closing(cli.service()) as svc:
         try:
-            result = promote(instance, digest_arg(digest), env=env, actor=who, config=config)
+            result = svc.promote(digest_arg(digest), env=env, actor=who, config=text)
         except GateBlocked as blocked:
             if as_json:
                 print_json({"promoted": False, **blocked.decision.to_json()})
@@ -109,19 +111,11 @@ def promote_command(
                 render_decision(blocked.decision)
             raise typer.Exit(ExitCode.REFUSED) from blocked
     if as_json:
-        print_json(
-            {
-                "promoted": True,
-                "entry": result.entry.seq,
-                "at": result.entry.at,
-                "config": result.entry.data["config"],
-                **result.decision.to_json(),
-            }
-        )
+        print_json(result)
         return
     out.print(
-        f"promoted {result.decision.digest} to {env} (tier {result.decision.tier}) by "
-        f"{who}, ledger entry {result.entry.seq}",
+        f"promoted {result['digest']} to {env} (tier {result['tier']}), ledger entry "
+        f"{result['entry']}",
         markup=False,
     )
 
@@ -132,8 +126,8 @@ def status_command(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Which digest runs where, since when, promoted by whom."""
-    with state(ctx).instance() as instance:
-        rows = status(instance, env)
+    with closing(state(ctx).service()) as svc:
+        rows = svc.status(env)
     if as_json:
         print_json(rows)
         return
@@ -148,6 +142,38 @@ def status_command(
     out.print(table)
 
 
+def search_command(
+    ctx: typer.Context,
+    change_request: str | None = typer.Option(None, "--change-request", help="e.g. CR-1042."),
+    version: str | None = typer.Option(
+        None, "--version", help="A build number, a commit (7+ hex) or part of the name."
+    ),
+    tenant: str | None = typer.Option(None, "--tenant", help="Releases rolled out to a tenant."),
+    since: str | None = typer.Option(None, "--since", help="Registered on or after (RFC 3339)."),
+    until: str | None = typer.Option(None, "--until", help="Registered on or before."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Find releases by change request, version, tenant or date (an auditor's search)."""
+    with closing(state(ctx).service()) as svc:
+        rows = svc.search(
+            change_request=change_request, version=version, tenant=tenant, since=since, until=until
+        )
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("digest", "name", "build", "commit", "change request", "registered")
+    for r in rows:
+        table.add_row(
+            r["digest"][:19] + "…",
+            r.get("name") or "",
+            r.get("build_number") or "",
+            (r.get("commit") or "")[:12],
+            r.get("change_request") or "",
+            r["recorded_at"],
+        )
+    out.print(table if rows else "no release matches")
+
+
 @release_app.command("show")
 def release_show_command(
     ctx: typer.Context,
@@ -155,15 +181,16 @@ def release_show_command(
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Is the release record complete? Manifest, tests, approvals, hash, target, verification."""
-    with state(ctx).instance() as instance:
-        result = release_show(instance, digest_arg(digest))
+    with closing(state(ctx).service()) as svc:
+        result = svc.release(digest_arg(digest))
     if as_json:
-        print_json(result.to_json())
+        print_json(result)
     else:
         table = Table("item", "", "detail")
-        for name, ok, detail in result.items:
-            table.add_row(name, "[green]yes[/]" if ok else "[red]missing[/]", detail)
+        for item in result["items"]:
+            mark = "[green]yes[/]" if item["present"] else "[red]missing[/]"
+            table.add_row(item["item"], mark, item["detail"])
         out.print(table)
-        out.print("[green]COMPLETE[/]" if result.complete else "[red]INCOMPLETE[/]")
-    if not result.complete:
+        out.print("[green]COMPLETE[/]" if result["complete"] else "[red]INCOMPLETE[/]")
+    if not result["complete"]:
         raise typer.Exit(ExitCode.REFUSED)

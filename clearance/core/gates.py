@@ -51,6 +51,22 @@ class Decision:
     def blockers(self) -> list[ControlResult]:
         return [c for c in self.controls if c.blocking]
 
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Decision:
+        controls = tuple(
+            ControlResult(c["control"], c["satisfied"], c["detail"], c.get("mode", "enforce"))
+            for c in data["controls"]
+        )
+        return cls(
+            data["allowed"],
+            data["digest"],
+            data["env"],
+            data.get("tier"),
+            data.get("policy_digest"),
+            data["evidence_set"],
+            controls,
+        )
+
     def to_json(self) -> dict[str, Any]:
         return {
             "allowed": self.allowed,

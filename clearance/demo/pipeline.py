@@ -26,6 +26,7 @@ from clearance.demo.narrate import (
 )
 from clearance.demo.reports import Reports
 from clearance.errors import InputError, RefusedError
+from clearance.files import read_text
 from clearance.store.ledger import Entry
 from clearance.usecases.artifacts import BuildInfo, register_artifact
 from clearance.usecases.classification import classify_change
@@ -180,7 +181,8 @@ class Pipeline:
             f"[dim]$ clearance promote {self.var(digest)} --env {env}{option} --actor {DEPLOYER}[/]"
         )
         try:
-            result = promote(self.instance, digest, env=env, actor=DEPLOYER, config=config)
+            text = read_text(config, what="configuration") if config is not None else None
+            result = promote(self.instance, digest, env=env, actor=DEPLOYER, config=text)
         except GateBlocked as blocked:
             decision_table(self.story, blocked.decision)
             return False

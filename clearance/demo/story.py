@@ -27,6 +27,7 @@ from clearance.demo.changes import Shipped, copy_fix, infrastructure, medication
 from clearance.demo.narrate import Story, commands, completeness_table, short
 from clearance.demo.pipeline import Pipeline
 from clearance.demo.reports import check_tools
+from clearance.files import read_text
 from clearance.settings import Settings
 from clearance.usecases.classification import load_policy_file
 from clearance.usecases.instance import Instance, init, open_instance
@@ -209,7 +210,7 @@ def _checkpoint_and_verify(story: Story, instance: Instance, witness: Path) -> N
         "the witnessed checkpoint",
         f"clearance ledger verify --against {witness.name}",
     )
-    result = verify_ledger(instance, against=witness)
+    result = verify_ledger(instance, against=read_text(witness))
     colour = "green" if result.ok else "red"
     story.say(f"[{colour}]{'OK' if result.ok else 'FAILED'} {result.size} {result.root.hex()}[/]")
     for problem in result.problems[:5]:

@@ -46,3 +46,18 @@ ledger_entries = Table(
 )
 
 APPEND_ONLY_TABLES = ("clearance_meta", "ledger_entries")
+
+#: The server's identities. Only a SHA-256 of each token is kept (tokens are 256-bit random, so a
+#: fast hash is safe here; passwords would need argon2). Revocation sets ``revoked_at``.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("name", String(128), nullable=False, index=True),
+    Column("role", String(32), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", String(40), nullable=False),
+    Column("created_by", String(128), nullable=False),
+    Column("expires_at", String(40), nullable=True),
+    Column("revoked_at", String(40), nullable=True),
+)

@@ -16,11 +16,12 @@ from clearance.attest import statements
 from clearance.attest.dsse import sign_envelope
 from clearance.clock import rfc3339
 from clearance.core.canonical import canonical_json
+from clearance.core.classify import ChangeSet, classify
 from clearance.core.dependencies import LOCK_FILES, pinned_requirements
 from clearance.core.digests import Digest, digest_bytes
 from clearance.errors import ConflictError, InputError, NotFoundError
 from clearance.store.ledger import Appender, Entry
-from clearance.usecases.classification import Classified, classify_change
+from clearance.usecases.classification import parse_cached, policy_at
 from clearance.usecases.instance import Instance
 from clearance.vcs.git import GitRepo
 
@@ -88,6 +89,41 @@ def _differences(existing: Mapping[str, Any], proposed: Mapping[str, Any]) -> li
     ]
 
 
+@dataclass(frozen=True)
+class Source:
+    """What the governed repository says about a build: read where the repository is (the CI
+    job), then recorded by the instance (local or a server)."""
+
+    commit: str
+    repository: str | None = None
+    author: str | None = None
+    dependencies: tuple[dict[str, Any], ...] = ()
+    change: ChangeSet | None = None
+    policy_text: str | None = None
+    policy_name: str = "clearance.yaml"
+
+
+def read_source(
+    repo: GitRepo, commit: str, base: str | None = None, policy_file: Path | None = None
+) -> Source:
+    """Resolve the commit, its author, dependency hashes and (with ``base``) the change."""
+    sha = repo.resolve_commit(commit)
+    change = repo.change_set(base, sha) if base is not None else None
+    policy_text, policy_name = None, "clearance.yaml"
+    if change is not None:
+        policy, policy_text = policy_at(repo, sha, policy_file)
+        policy_name = policy.name
+    return Source(
+        commit=sha,
+        repository=repo.remote_url() or str(repo.root),
+        author=repo.author_email(sha),
+        dependencies=tuple(dependencies_at(repo, sha)),
+        change=change,
+        policy_text=policy_text,
+        policy_name=policy_name,
+    )
+
+
 def register_artifact(
     instance: Instance,
     *,
@@ -99,25 +135,33 @@ def register_artifact(
     repo: GitRepo | None = None,
     base: str | None = None,
     policy_file: Path | None = None,
+    source: Source | None = None,
+    size: int | None = None,
 ) -> Registration:
+    """Record an artifact with signed provenance (and, given a change, its classification).
+
+    ``repo``/``base``/``policy_file`` read the source here; a caller that read it elsewhere (the
+    CLI talking to a server) passes ``source`` instead.
+    """
     if (path is None) == (digest is None):
         raise InputError("give either an artifact file or --digest, not both or neither")
-    commit = build.commit.strip().lower()
-    repository: str | None = None
-    author: str | None = None
-    dependencies: list[dict[str, Any]] = []
-    classified: Classified | None = None
-    if repo is not None:
-        commit = repo.resolve_commit(build.commit)
-        repository = repo.remote_url() or str(repo.root)
-        author = repo.author_email(commit)
-        dependencies = dependencies_at(repo, commit)
-        if base is not None:
-            classified = classify_change(repo, base, commit, policy_file)
-    elif base is not None:
+    if source is None and repo is not None:
+        source = read_source(repo, build.commit, base, policy_file)
+    elif base is not None and source is None:
         raise InputError("--base needs --repo: the change is read from the git repository")
-    elif not _COMMIT.match(commit):
-        raise InputError(f"--commit {build.commit!r} is not a git commit SHA")
+    if source is None:
+        source = Source(build.commit.strip().lower())
+    if not _COMMIT.match(source.commit):
+        raise InputError(
+            f"--commit {source.commit!r} is not a git commit SHA",
+            hint="give the full or abbreviated SHA, or --repo to resolve a revision",
+        )
+    classification = None
+    if source.change is not None:
+        if source.policy_text is None:
+            raise InputError("a change to classify needs the policy it is classified against")
+        policy = parse_cached(source.policy_text, source.policy_name)
+        classification = classify(policy, source.change)
 
     staged = instance.blobs.stage(path) if path is not None else None
     try:
@@ -128,10 +172,10 @@ def register_artifact(
         predicate = statements.slsa_provenance(
             builder=build.builder,
             build_number=build.build_number,
-            commit=commit,
+            commit=source.commit,
             branch=build.branch,
-            repository=repository,
-            dependencies=dependencies,
+            repository=source.repository,
+            dependencies=source.dependencies,
             change_request=build.change_request,
             registered_at=now,
         )
@@ -143,19 +187,19 @@ def register_artifact(
         )
         data: dict[str, Any] = {
             "name": label,
-            "size": staged.size if staged is not None else None,
+            "size": staged.size if staged is not None else size,
             "stored": staged is not None,
-            "commit": commit,
+            "commit": source.commit,
             "branch": build.branch,
             "build_number": build.build_number,
             "builder": build.builder,
-            "repository": repository,
+            "repository": source.repository,
             "change_request": build.change_request,
-            "author": author,
+            "author": source.author,
             "predicate_type": statements.SLSA_PROVENANCE,
         }
-        if classified is not None:
-            data["classification"] = classified.classification.to_json()
+        if classification is not None:
+            data["classification"] = classification.to_json()
         with instance.ledger.appending() as appender:
             existing = appender.find(subject=subject, kinds=[REGISTERED])
             if existing:
@@ -175,11 +219,50 @@ def register_artifact(
             data["blobs"] = {"envelope": envelope_digest}
             if staged is not None:
                 data["blobs"]["artifact"] = subject
-            if classified is not None:
-                data["blobs"]["policy"] = instance.blobs.put_bytes(classified.policy_text.encode())
+            if source.policy_text is not None and classification is not None:
+                data["blobs"]["policy"] = instance.blobs.put_bytes(source.policy_text.encode())
             entry = appender.add(REGISTERED, subject, actor, data)
         return Registration(subject, entry, created=True)
     except BaseException:
         if staged is not None:
             staged.discard()
         raise
+
+
+def search(
+    instance: Instance,
+    *,
+    change_request: str | None = None,
+    version: str | None = None,
+    name: str | None = None,
+    tenant: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+) -> list[Entry]:
+    """Registrations matching every filter given (an auditor's search).
+
+    ``version`` matches a build number, a commit (7+ hex digits) or part of the name; ``since``
+    and ``until`` are RFC 3339 times or dates compared with when the artifact was registered;
+    ``tenant`` matches artifacts whose rollout names that tenant.
+    """
+    found = []
+    for entry in instance.ledger.find(kinds=[REGISTERED]):
+        d = entry.data
+        if change_request and (d.get("change_request") or "").lower() != change_request.lower():
+            continue
+        if version and not (
+            version == d.get("build_number")
+            or (len(version) >= 7 and str(d.get("commit", "")).startswith(version.lower()))
+            or version in str(d.get("name", ""))
+        ):
+            continue
+        if name and name not in str(d.get("name", "")):
+            continue
+        if tenant and tenant not in d.get("tenants", []):
+            continue
+        if since and entry.at < since:
+            continue
+        if until and entry.at[: len(until)] > until:
+            continue
+        found.append(entry)
+    return found

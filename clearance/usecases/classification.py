@@ -9,7 +9,7 @@ from clearance.core.classify import Classification, classify
 from clearance.core.digests import Digest
 from clearance.core.policy import Policy, parse_policy
 from clearance.errors import InputError
-from clearance.files import reading
+from clearance.files import read_text
 from clearance.usecases.instance import Instance
 from clearance.vcs.git import GitRepo
 
@@ -42,8 +42,7 @@ def _decode(data: bytes, where: str) -> str:
 
 
 def load_policy_file(path: Path) -> tuple[Policy, str]:
-    with reading(path) as f:
-        text = _decode(f.read(1 << 20), str(path))
+    text = read_text(path, limit=1 << 20, what="policy").text
     return parse_cached(text, str(path)), text
 
 

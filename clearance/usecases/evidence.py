@@ -43,15 +43,16 @@ def attest(
     *,
     actor: str,
     expected: ReportFormat | None = None,
+    filename: str | None = None,
 ) -> Entry:
+    """Parse, keep, sign and record a report; ``filename`` names an uploaded copy."""
     check_evidence_type(evidence_type)
     artifact = find_artifact(instance, digest)
     staged = instance.blobs.stage(path)
     try:
-        report = parsers.read_report(staged.path, expected=expected, name=str(path))
-        descriptor = statements.resource(
-            path.name, staged.digest, mediaType=_media_type(report.format)
-        )
+        shown = filename or path.name
+        report = parsers.read_report(staged.path, expected=expected, name=filename or str(path))
+        descriptor = statements.resource(shown, staged.digest, mediaType=_media_type(report.format))
         if report.is_test_report:
             predicate_type = statements.TEST_RESULT
             predicate = statements.test_result(report, descriptor)
@@ -73,7 +74,7 @@ def attest(
             "passed": report.passed,
             "tool": report.tool,
             "summary": dict(report.summary),
-            "filename": path.name,
+            "filename": shown,
             "size": staged.size,
             "predicate_type": predicate_type,
             "blobs": {"report": staged.digest, "envelope": envelope_digest},

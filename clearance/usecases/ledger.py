@@ -23,7 +23,7 @@ from clearance.core import merkle
 from clearance.core.digests import Digest, hex_of
 from clearance.core.ledger import Checkpoint, LogVerifier, Problem, note_key_id, parse_checkpoint
 from clearance.errors import InputError, NotFoundError, VerificationError
-from clearance.files import reading
+from clearance.files import NamedText, write_text
 from clearance.usecases.instance import Instance
 
 Progress = Callable[[int], None]
@@ -54,7 +54,7 @@ class Verification:
 
 
 def verify_ledger(
-    instance: Instance, *, against: Path | None = None, progress: Progress | None = None
+    instance: Instance, *, against: NamedText | None = None, progress: Progress | None = None
 ) -> Verification:
     witness = read_witness(instance, against) if against is not None else None
     public = public_key_raw(instance.signer.public_key)
@@ -118,15 +118,10 @@ def _check_envelope(
         verifier.problem(seq, f"the signed statement in {digest} is not about {subject}")
 
 
-def read_witness(instance: Instance, path: Path) -> Checkpoint:
+def read_witness(instance: Instance, note: NamedText) -> Checkpoint:
     """A checkpoint exported earlier; it must be this ledger's and its signature must verify."""
-    with reading(path) as f:
-        raw = f.read(64 * 1024)
-    try:
-        note = raw.decode()
-    except UnicodeDecodeError as exc:
-        raise InputError("not a checkpoint note (not UTF-8)", where=str(path)) from exc
-    cp = parse_checkpoint(note, where=str(path))
+    path = note.name
+    cp = parse_checkpoint(note.text, where=path)
     public = public_key_raw(instance.signer.public_key)
     if cp.origin != instance.origin or cp.key_id != note_key_id(instance.origin, public):
         raise VerificationError(f"checkpoint is from another ledger ({cp.origin})", where=str(path))
@@ -164,12 +159,7 @@ def export_checkpoint(instance: Instance, path: Path) -> Checkpoint:
     cp = instance.ledger.latest_checkpoint()
     if cp is None:
         raise NotFoundError("the ledger is empty: nothing to export", hint="run `clearance init`")
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(cp.note())
-        tmp.replace(path)
-    except OSError as exc:
-        raise InputError(f"cannot write: {exc.strerror}", where=str(path)) from exc
+    write_text(path, cp.note())
     return cp
 
 

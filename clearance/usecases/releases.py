@@ -8,7 +8,6 @@ environment are serialised.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from clearance.attest import statements
@@ -23,7 +22,7 @@ from clearance.core.gates import ControlResult, Decision, decide
 from clearance.core.policy import Policy
 from clearance.core.release import ApprovalFact, EvidenceFact, PromotionFact, ReleaseFacts
 from clearance.errors import InputError, NotFoundError, RefusedError
-from clearance.files import reading
+from clearance.files import NamedText
 from clearance.store.ledger import Appender, Entry
 from clearance.usecases.artifacts import REGISTERED
 from clearance.usecases.classification import stored_policy
@@ -32,6 +31,7 @@ from clearance.usecases.instance import Instance
 
 APPROVED = "approval.signed"
 PROMOTED = "promotion.recorded"
+REFUSED = "access.refused"
 
 
 class GateBlocked(RefusedError):
@@ -183,21 +183,21 @@ class Promotion:
 
 
 def promote(
-    instance: Instance, digest: Digest, *, env: str, actor: str, config: Path | None = None
+    instance: Instance, digest: Digest, *, env: str, actor: str, config: NamedText | None = None
 ) -> Promotion:
     """Run the gate under the write lock; record the deployment only if it allows."""
     config_text = None
     if config is not None:
-        with reading(config) as f:
-            raw = f.read(4 << 20)
-        try:
-            config_text = raw.decode()
-        except UnicodeDecodeError as exc:
-            raise InputError("configuration is not UTF-8 text", where=str(config)) from exc
-        check_config(config_text, str(config))
+        check_config(config.text, config.name)
+        config_text = config.text
     with instance.ledger.appending() as appender:
         facts, policy = _facts(instance, digest, appender)
         _known_env(policy, env)
+        if any(a.actor == actor and a.env == env for a in facts.approvals):
+            raise RefusedError(
+                f"{actor} approved this release for {env} and cannot also promote it there",
+                hint="separation of duties: a deployer or another release manager promotes",
+            )
         decision = decide(policy, facts, env)
         if not decision.allowed:
             raise GateBlocked(decision)
@@ -237,6 +237,13 @@ def promote(
             },
         )
     return Promotion(entry, decision)
+
+
+def record_refusal(
+    instance: Instance, *, actor: str, action: str, subject: str | None, reason: str
+) -> Entry:
+    """Put a refused attempt in the ledger: who tried what, when, and why it was refused."""
+    return instance.ledger.append(REFUSED, subject, actor, {"action": action, "reason": reason})
 
 
 def status(instance: Instance, env: str | None = None) -> list[dict[str, Any]]:

@@ -24,10 +24,13 @@ class Cli:
     def __init__(self, home: Path, cwd: Path) -> None:
         self.home = home
         self.cwd = cwd
+        self.extra_env: dict[str, str] = {}
 
     def __call__(self, *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "CLEARANCE_HOME": str(self.home), "CLEARANCE_ACTOR": "ci@example.org"}
-        env.pop("CLEARANCE_DATABASE_URL", None)
+        for name in ("CLEARANCE_DATABASE_URL", "CLEARANCE_URL", "CLEARANCE_TOKEN"):
+            env.pop(name, None)
+        env.update(self.extra_env)
         proc = subprocess.run(
             [sys.executable, "-m", "clearance", *args],
             capture_output=True,

@@ -20,6 +20,7 @@ from rich.console import Console
 from clearance.core.policy import parse_policy
 from clearance.demo import sample
 from clearance.demo.story import DemoResult, run_demo
+from clearance.files import read_text
 from clearance.settings import Settings
 from clearance.usecases.evidence import list_evidence
 from clearance.usecases.instance import Instance, open_instance
@@ -54,7 +55,7 @@ def test_demo_story_leaves_a_verifiable_ledger(demo: Demo, instance: Instance) -
     assert "registering the same bytes again is a no-op (created=False)" in text
     assert f"OK {result.ledger_size} " in text
     assert "FAILED first bad: entry 1: record bytes do not match their stored leaf hash" in text
-    assert verify_ledger(instance, against=result.witness).ok
+    assert verify_ledger(instance, against=read_text(result.witness)).ok
     assert result.seconds < 60
 
 

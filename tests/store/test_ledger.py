@@ -14,6 +14,7 @@ from sqlalchemy.exc import DBAPIError
 
 from clearance.core import merkle
 from clearance.core.ledger import parse_checkpoint
+from clearance.files import read_text
 from clearance.settings import Settings
 from clearance.store.database import normalise_url
 from clearance.usecases.instance import Instance, init, open_instance
@@ -196,7 +197,7 @@ class TestTampering:
         export_checkpoint(filled, witness)
         Attacker(filled.settings.database_url).run("DELETE FROM ledger_entries WHERE seq >= 8")
         assert verify_ledger(filled).ok  # a hash chain alone cannot see this...
-        result = verify_ledger(filled, against=witness)  # ...the witness checkpoint can
+        result = verify_ledger(filled, against=read_text(witness))  # ...the witness checkpoint can
         assert [str(p) for p in result.problems] == [
             "the log has 8 entries but the witness checkpoint covers 10: entries were removed"
         ]
@@ -208,7 +209,7 @@ class TestTampering:
         witness = tmp_path / "witness.note"
         export_checkpoint(filled, witness)
         fill(filled, 3)
-        assert verify_ledger(filled, against=witness).ok
+        assert verify_ledger(filled, against=read_text(witness)).ok
         records = [json.loads(e.body) for e in filled.ledger.stored_entries()]
         Attacker(filled.settings.database_url).run("DELETE FROM ledger_entries")
         with open_instance(filled.settings) as rebuilt:
@@ -216,7 +217,7 @@ class TestTampering:
                 data = {"i": -1} if r["seq"] == 2 else r["data"]
                 rebuilt.ledger.append(r["kind"], r["subject"], r["actor"], data)
             assert verify_ledger(rebuilt).ok
-            result = verify_ledger(rebuilt, against=witness)
+            result = verify_ledger(rebuilt, against=read_text(witness))
         assert [str(p) for p in result.problems] == [
             "the current log does not extend the witness checkpoint of size 10: "
             "history before it was rewritten"

@@ -11,6 +11,7 @@ import pytest
 from clearance.core.approvals import Meaning
 from clearance.core.digests import Digest
 from clearance.errors import InputError, NotFoundError, RefusedError
+from clearance.files import read_text
 from clearance.usecases.artifacts import BuildInfo, register_artifact
 from clearance.usecases.evidence import attest
 from clearance.usecases.instance import Instance
@@ -80,7 +81,9 @@ class TestGovernedRelease:
             approve(instance, release, env="prod", meaning=Meaning.APPROVAL, actor=who)
         config = tmp_path / "prod.yaml"
         config.write_text("replicas: 3\ndb_password: env:ORDERS_DB_PASSWORD\n")
-        result = promote(instance, release, env="prod", actor="deployer@example.org", config=config)
+        result = promote(
+            instance, release, env="prod", actor="deployer@example.org", config=read_text(config)
+        )
         assert result.decision.allowed and result.entry.data["config"].startswith("sha256:")
         [prod] = status(instance, "prod")
         assert (prod["digest"], prod["by"], prod["tier"]) == (
@@ -134,7 +137,9 @@ class TestGovernedRelease:
         config.write_text("db_password: hunter2\n")
         size = instance.ledger.size()
         with pytest.raises(InputError, match=r"dev.yaml:1: db_password: looks like a secret"):
-            promote(instance, release, env="dev", actor="deployer@example.org", config=config)
+            promote(
+                instance, release, env="dev", actor="deployer@example.org", config=read_text(config)
+            )
         assert instance.ledger.size() == size
 
     def test_unknown_environment_and_digest(self, instance: Instance, release: Digest) -> None:

@@ -1,0 +1,277 @@
+"""The operations of Clearance as JSON-shaped calls: what the CLI renders and the API serves.
+
+:class:`LocalService` runs them on an instance; :class:`clearance.client.RemoteService` sends the
+same calls to a server. Both return the same shapes, so the CLI prints the same output in local
+and server mode, and the API's responses are exactly these values.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any, Protocol
+
+from clearance.attest.keys import public_key_pem, public_key_raw
+from clearance.core.approvals import Meaning
+from clearance.core.digests import Digest
+from clearance.core.evidence import ReportFormat
+from clearance.core.ledger import note_verifier_key
+from clearance.core.roles import Role
+from clearance.errors import NotFoundError
+from clearance.files import NamedText
+from clearance.store.ledger import Entry
+from clearance.usecases import artifacts, evidence, identity, ledger, releases
+from clearance.usecases.instance import Instance
+
+
+def artifact_json(entry: Entry) -> dict[str, Any]:
+    return {
+        "digest": entry.subject,
+        "entry": entry.seq,
+        "recorded_at": entry.at,
+        "recorded_by": entry.actor,
+        **{k: v for k, v in entry.data.items() if k != "blobs"},
+        "provenance": entry.data.get("blobs", {}).get("envelope"),
+    }
+
+
+def evidence_json(entry: Entry) -> dict[str, Any]:
+    data = entry.data
+    return {
+        "entry": entry.seq,
+        "type": data["type"],
+        "format": data["format"],
+        "result": data["result"],
+        "passed": data["passed"],
+        "tool": data.get("tool"),
+        "summary": data["summary"],
+        "filename": data.get("filename"),
+        "report": data["blobs"]["report"],
+        "envelope": data["blobs"]["envelope"],
+        "recorded_at": entry.at,
+        "recorded_by": entry.actor,
+    }
+
+
+class Service(Protocol):
+    """Every operation; ``actor`` is who acts (a server takes it from the caller's token)."""
+
+    def register(
+        self,
+        *,
+        build: artifacts.BuildInfo,
+        source: artifacts.Source,
+        actor: str,
+        path: Path | None,
+        digest: Digest | None,
+        name: str | None,
+    ) -> dict[str, Any]: ...
+
+    def artifact(self, digest: Digest) -> dict[str, Any]: ...
+
+    def attest(
+        self,
+        digest: Digest,
+        evidence_type: str,
+        report: Path,
+        *,
+        actor: str,
+        fmt: ReportFormat | None = None,
+        filename: str | None = None,
+    ) -> dict[str, Any]: ...
+
+    def evidence(self, digest: Digest) -> list[dict[str, Any]]: ...
+
+    def attestations(self, digest: Digest) -> list[dict[str, Any]]: ...
+
+    def gate(self, digest: Digest, env: str) -> dict[str, Any]: ...
+
+    def approve(
+        self, digest: Digest, *, env: str, meaning: Meaning, reason: str | None, actor: str
+    ) -> dict[str, Any]: ...
+
+    def promote(
+        self, digest: Digest, *, env: str, actor: str, config: NamedText | None
+    ) -> dict[str, Any]: ...
+
+    def status(self, env: str | None) -> list[dict[str, Any]]: ...
+
+    def release(self, digest: Digest) -> dict[str, Any]: ...
+
+    def verify(self, against: NamedText | None) -> dict[str, Any]: ...
+
+    def checkpoint(self) -> dict[str, Any]: ...
+
+    def inclusion(self, entry: int, size: int | None) -> dict[str, Any]: ...
+
+    def consistency(self, old: int, new: int | None) -> dict[str, Any]: ...
+
+    def key(self) -> dict[str, Any]: ...
+
+    def search(self, **filters: str | None) -> list[dict[str, Any]]: ...
+
+    def create_token(
+        self, *, name: str, role: Role, expires: str | None, actor: str
+    ) -> dict[str, Any]: ...
+
+    def revoke_token(self, *, name: str, actor: str) -> dict[str, Any]: ...
+
+    def tokens(self) -> list[dict[str, Any]]: ...
+
+    def close(self) -> None: ...
+
+
+class LocalService:
+    def __init__(self, instance: Instance) -> None:
+        self.instance = instance
+
+    def close(self) -> None:
+        self.instance.close()
+
+    def register(
+        self,
+        *,
+        build: artifacts.BuildInfo,
+        source: artifacts.Source,
+        actor: str,
+        path: Path | None,
+        digest: Digest | None,
+        name: str | None,
+        size: int | None = None,
+    ) -> dict[str, Any]:
+        result = artifacts.register_artifact(
+            self.instance,
+            build=build,
+            actor=actor,
+            path=path,
+            digest=digest,
+            name=name,
+            source=source,
+            size=size,
+        )
+        return {**artifact_json(result.entry), "created": result.created}
+
+    def artifact(self, digest: Digest) -> dict[str, Any]:
+        return artifact_json(artifacts.find_artifact(self.instance, digest))
+
+    def attest(
+        self,
+        digest: Digest,
+        evidence_type: str,
+        report: Path,
+        *,
+        actor: str,
+        fmt: ReportFormat | None = None,
+        filename: str | None = None,
+    ) -> dict[str, Any]:
+        entry = evidence.attest(
+            self.instance,
+            digest,
+            evidence_type,
+            report,
+            actor=actor,
+            expected=fmt,
+            filename=filename,
+        )
+        return evidence_json(entry)
+
+    def evidence(self, digest: Digest) -> list[dict[str, Any]]:
+        return [evidence_json(e) for e in evidence.list_evidence(self.instance, digest)]
+
+    def attestations(self, digest: Digest) -> list[dict[str, Any]]:
+        return list(evidence.envelopes(self.instance, digest))
+
+    def gate(self, digest: Digest, env: str) -> dict[str, Any]:
+        return releases.gate(self.instance, digest, env).to_json()
+
+    def approve(
+        self, digest: Digest, *, env: str, meaning: Meaning, reason: str | None, actor: str
+    ) -> dict[str, Any]:
+        entry = releases.approve(
+            self.instance, digest, env=env, meaning=meaning, actor=actor, reason=reason
+        )
+        return {"entry": entry.seq, "actor": entry.actor, "at": entry.at, **entry.data}
+
+    def promote(
+        self, digest: Digest, *, env: str, actor: str, config: NamedText | None
+    ) -> dict[str, Any]:
+        result = releases.promote(self.instance, digest, env=env, actor=actor, config=config)
+        return {
+            "promoted": True,
+            "entry": result.entry.seq,
+            "at": result.entry.at,
+            "config": result.entry.data["config"],
+            **result.decision.to_json(),
+        }
+
+    def status(self, env: str | None) -> list[dict[str, Any]]:
+        return releases.status(self.instance, env)
+
+    def release(self, digest: Digest) -> dict[str, Any]:
+        return releases.release_show(self.instance, digest).to_json()
+
+    def verify(self, against: NamedText | None) -> dict[str, Any]:
+        return ledger.verify_ledger(self.instance, against=against).to_json()
+
+    def checkpoint(self) -> dict[str, Any]:
+        cp = self.instance.ledger.latest_checkpoint()
+        if cp is None:
+            raise NotFoundError("the ledger is empty", hint="run `clearance init`")
+        return {
+            "origin": cp.origin,
+            "size": cp.size,
+            "root_hash": base64.b64encode(cp.root).decode(),
+            "note": cp.note(),
+        }
+
+    def inclusion(self, entry: int, size: int | None) -> dict[str, Any]:
+        return ledger.inclusion(self.instance, entry, size)
+
+    def consistency(self, old: int, new: int | None) -> dict[str, Any]:
+        return ledger.consistency(self.instance, old, new)
+
+    def key(self) -> dict[str, Any]:
+        key = self.instance.signer.public_key
+        return {
+            "keyid": self.instance.signer.keyid,
+            "public_key": public_key_pem(key),
+            "note_verifier_key": note_verifier_key(self.instance.origin, public_key_raw(key)),
+            "origin": self.instance.origin,
+        }
+
+    def search(self, **filters: str | None) -> list[dict[str, Any]]:
+        return [artifact_json(e) for e in artifacts.search(self.instance, **filters)]
+
+    # -- identities (server administration) --------------------------------------------------
+
+    def create_token(
+        self, *, name: str, role: Role, expires: str | None, actor: str
+    ) -> dict[str, Any]:
+        issued = identity.create_token(
+            self.instance,
+            name=name,
+            role=role,
+            actor=actor,
+            expires=identity.parse_duration(expires) if expires else None,
+        )
+        return {
+            "token": issued.token,
+            "id": issued.id,
+            "name": issued.name,
+            "role": issued.role.value,
+            "expires_at": issued.expires_at,
+        }
+
+    def revoke_token(self, *, name: str, actor: str) -> dict[str, Any]:
+        return {
+            "revoked": identity.revoke_token(self.instance, name=name, actor=actor),
+            "name": name,
+        }
+
+    def tokens(self) -> list[dict[str, Any]]:
+        return identity.list_tokens(self.instance)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=True, default=str)
