@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from clearance.core.policy import Mode, PathMatcher, Policy
+from clearance.core.policy import Mode, PathMatcher, Policy, cel_activation
 
 #: At most this many file names per match are kept in a classification (the count is exact).
 MAX_FILES_PER_MATCH = 50
@@ -161,7 +161,7 @@ def classify(policy: Policy, change: ChangeSet) -> Classification:
     )
     signals = tuple(dict.fromkeys(m.name for m in matches if m.kind == "signal"))
     services = tuple(dict.fromkeys(m.name for m in matches if m.kind == "service"))
-    context = activation(change, signals, services, paths)
+    context = cel_activation(activation(change, signals, services, paths))
     notes: list[str] = []
     chosen, reason = policy.tiers[-1].name, "no tier condition held, so the last tier applies"
     for tier in policy.tiers:

@@ -138,13 +138,19 @@ class Condition:
     program: Any
 
     def holds(self, activation: Mapping[str, Any]) -> tuple[bool, str | None]:
+        """Evaluate over an activation made by :func:`cel_activation` (converted once)."""
         try:
-            value = self.program.evaluate({k: json_to_cel(v) for k, v in activation.items()})
+            value = self.program.evaluate(activation)
         except Exception as exc:  # cel-python raises assorted types; any failure fails closed
             return True, f"condition {self.source!r} could not be evaluated ({exc})"
         if isinstance(value, Exception):
             return True, f"condition {self.source!r} could not be evaluated ({value})"
         return bool(value), None
+
+
+def cel_activation(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Plain JSON-like values as CEL values; do it once per change, not per condition."""
+    return {k: json_to_cel(v) for k, v in values.items()}
 
 
 @dataclass(frozen=True)
@@ -186,7 +192,7 @@ class PathMatcher:
             tuple(patterns),
             spec,
             re.compile("|".join(anchored)) if anchored else None,
-            re.compile("(?:^|/)(?:" + "|".join(floating) + ")") if floating else None,
+            re.compile("/(?:" + "|".join(floating) + ")") if floating else None,
             simple,
         )
 
@@ -196,7 +202,8 @@ class PathMatcher:
             return self.patterns[0] if self.spec.match_file(path) else None
         m = self.anchored.match(path) if self.anchored is not None else None
         if m is None and self.floating is not None:
-            m = self.floating.search(path)
+            # A literal "/" first lets the regex engine skip to each directory boundary.
+            m = self.floating.search("/" + path)
         if m is None or m.lastgroup is None:
             return None
         return self.patterns[int(m.lastgroup[1:])]
@@ -213,11 +220,11 @@ def _prefilter(
         return None, None, False
     anchored = [_no_named_groups(m.anchored.pattern) for m in matchers if m.anchored]
     floating = [
-        _no_named_groups(m.floating.pattern.removeprefix("(?:^|/)")) for m in matchers if m.floating
+        _no_named_groups(m.floating.pattern.removeprefix("/")) for m in matchers if m.floating
     ]
     return (
         re.compile("|".join(f"(?:{a})" for a in anchored)) if anchored else None,
-        re.compile("(?:^|/)(?:" + "|".join(floating) + ")") if floating else None,
+        re.compile("/(?:" + "|".join(floating) + ")") if floating else None,
         True,
     )
 
@@ -254,7 +261,7 @@ class Policy:
             return True
         return bool(
             (anchored is not None and anchored.match(path))
-            or (floating is not None and floating.search(path))
+            or (floating is not None and floating.search("/" + path))
         )
 
     @property

@@ -5,10 +5,12 @@ Use-cases read these from the ledger; the core never touches storage.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from clearance.core.classify import Classification
+from clearance.core.evidence import headline
 
 
 @dataclass(frozen=True)
@@ -18,9 +20,14 @@ class EvidenceFact:
     format: str
     result: str
     passed: bool
-    headline: str
+    summary: Mapping[str, Any]
     report: str
     at: str
+
+    @property
+    def headline(self) -> str:
+        """Computed on demand: a gate shows only the latest record of each type."""
+        return headline(self.summary)
 
 
 @dataclass(frozen=True)
@@ -55,8 +62,10 @@ class ReleaseFacts:
     promotions: tuple[PromotionFact, ...] = field(default=())
 
     def latest_evidence(self, evidence_type: str) -> EvidenceFact | None:
-        found = [e for e in self.evidence if e.type == evidence_type]
-        return found[-1] if found else None
+        for e in reversed(self.evidence):
+            if e.type == evidence_type:
+                return e
+        return None
 
     def promoted_to(self, env: str) -> PromotionFact | None:
         found = [p for p in self.promotions if p.env == env]

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, func, select
 
 from clearance.attest.keys import Signer, public_key_raw
 from clearance.clock import Clock, rfc3339
@@ -116,6 +116,7 @@ class LedgerStore:
         self.clock = clock
         self._public = public_key_raw(signer.public_key)
         self._cache: tuple[merkle.Frontier, bytes] | None = None
+        self._about: dict[str, tuple[int, list[Entry]]] = {}
 
     # -- appending --------------------------------------------------------------------------
 
@@ -213,6 +214,26 @@ class LedgerStore:
             return _find(self.db, raw, subject, kinds)
         finally:
             raw.close()
+
+    def about(self, subject: str) -> list[Entry]:
+        """Every entry about ``subject``, oldest first, decoded once per process.
+
+        The log is append-only, so the newest seq about the subject (one indexed query) proves
+        a cached list is still complete; a gate on a busy artifact then decodes nothing.
+        """
+        with self.db.read() as conn:
+            last = conn.execute(
+                select(func.max(ledger_entries.c.seq)).where(ledger_entries.c.subject == subject)
+            ).scalar()
+        cached = self._about.get(subject)
+        if cached is not None and last is not None and cached[0] == int(last):
+            return cached[1]
+        entries = self.find(subject=subject)
+        if entries:
+            if len(self._about) >= 256:
+                self._about.pop(next(iter(self._about)))
+            self._about[subject] = (entries[-1].seq, entries)
+        return entries
 
     def stored_entries(self, batch: int = 2000) -> Iterator[StoredEntry]:
         """Every row as stored, in seq order, streamed in batches (for verification)."""

@@ -17,7 +17,6 @@ from clearance.core.canonical import canonical_json
 from clearance.core.classify import Classification
 from clearance.core.digests import Digest, hex_of
 from clearance.core.envconfig import check_config
-from clearance.core.evidence import headline
 from clearance.core.gates import ControlResult, Decision, decide
 from clearance.core.policy import Policy
 from clearance.core.release import ApprovalFact, EvidenceFact, PromotionFact, ReleaseFacts
@@ -46,8 +45,7 @@ class GateBlocked(RefusedError):
 def _facts(
     instance: Instance, digest: Digest, within: Appender | None
 ) -> tuple[ReleaseFacts, Policy | None]:
-    finder = within.find if within is not None else instance.ledger.find
-    entries = finder(subject=digest)
+    entries = within.find(subject=digest) if within is not None else instance.ledger.about(digest)
     registered = [e for e in entries if e.kind == REGISTERED]
     if not registered:
         raise NotFoundError(
@@ -96,7 +94,7 @@ def _evidence_fact(e: Entry) -> EvidenceFact:
         e.data["format"],
         e.data["result"],
         e.data["passed"],
-        headline(e.data["summary"]),
+        e.data["summary"],
         e.data["blobs"]["report"],
         e.at,
     )

@@ -33,7 +33,7 @@ def facts(
             "junit",
             "FAILED" if t in failing else "PASSED",
             t not in failing,
-            "tests=3",
+            {"tests": 3},
             f"sha256:{i:064x}",
             "t",
         )
@@ -158,7 +158,14 @@ class TestApprovals:
     def test_late_evidence_voids_earlier_approvals(self) -> None:
         f = approvals(self.ready(), "alice@example.org", "carol@example.org")
         late = EvidenceFact(
-            300, "integration-tests", "junit", "PASSED", True, "tests=9", "sha256:" + "e" * 64, "t"
+            300,
+            "integration-tests",
+            "junit",
+            "PASSED",
+            True,
+            {"tests": 9},
+            "sha256:" + "e" * 64,
+            "t",
         )
         d = decide(POLICY, replace(f, evidence=(*f.evidence, late)), "prod")
         ok, detail = control(d, "approvals")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from clearance.core.policy import Mode, PolicyError, parse_policy
+from clearance.core.policy import Mode, PolicyError, cel_activation, parse_policy
 
 EXAMPLE = (Path(__file__).parent.parent / "fixtures" / "clearance.yaml").read_text()
 
@@ -36,8 +36,11 @@ class TestExample:
     def test_conditions_are_compiled_and_evaluated(self) -> None:
         high = parse_policy(EXAMPLE).tier("high")
         context = {"signals": ["phi"], "services": [], "files": [], "change": {}}
-        assert high.condition.holds(context) == (True, None)
-        assert high.condition.holds({**context, "signals": ["ui_copy"]}) == (False, None)
+        assert high.condition.holds(cel_activation(context)) == (True, None)
+        assert high.condition.holds(cel_activation({**context, "signals": ["ui_copy"]})) == (
+            False,
+            None,
+        )
 
 
 class TestErrors:
