@@ -50,13 +50,15 @@ def policy_at(repo: GitRepo, commit: str, policy_file: Path | None) -> tuple[Pol
     """``--policy FILE`` if given, else ``clearance.yaml`` as committed at ``commit``."""
     if policy_file is not None:
         return load_policy_file(policy_file)
-    if POLICY_FILE not in repo.files_at(commit):
+    try:
+        raw = repo.read_file(commit, POLICY_FILE)
+    except InputError as exc:
         raise InputError(
             f"no {POLICY_FILE} at {commit[:12]}",
             where=str(repo.root),
             hint=f"commit a {POLICY_FILE} to the repository or pass --policy FILE",
-        )
-    text = _decode(repo.read_file(commit, POLICY_FILE), f"{POLICY_FILE}@{commit[:12]}")
+        ) from exc
+    text = _decode(raw, f"{POLICY_FILE}@{commit[:12]}")
     return parse_cached(text, f"{POLICY_FILE}@{commit[:12]}"), text
 
 

@@ -70,9 +70,6 @@ class GitRepo:
     def author_email(self, commit: str) -> str | None:
         return self._run("log", "-1", "--format=%ae", commit, check=False) or None
 
-    def message(self, commit: str) -> str:
-        return self._run("log", "-1", "--format=%B", commit) or ""
-
     def diff(self, base: str, head: str) -> list[FileChange]:
         """Files changed from ``base`` to ``head``, with lines added/removed (None if binary).
 
@@ -102,10 +99,13 @@ class GitRepo:
         """The change from ``base`` to ``head`` as the classifier sees it."""
         base_sha = self.resolve_commit(base)
         head_sha = self.resolve_commit(head)
+        author, _, message = (
+            self._run("log", "-1", "--format=%ae%x00%B", head_sha) or ""
+        ).partition("\0")
         return ChangeSet(
             base=base_sha,
             head=head_sha,
-            author=self.author_email(head_sha) or "",
-            message=self.message(head_sha),
+            author=author,
+            message=message.strip(),
             files=tuple(self.diff(base_sha, head_sha)),
         )
