@@ -156,9 +156,18 @@ class RemoteService:
         return dict(self._call("POST", f"/artifacts/{digest}/approvals", json=body))
 
     def promote(
-        self, digest: Digest, *, env: str, actor: str, config: NamedText | None
+        self,
+        digest: Digest,
+        *,
+        env: str,
+        actor: str,
+        config: NamedText | None,
+        break_glass: str | None = None,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {"env": env}
+        if break_glass is not None:
+            body["break_glass"] = True
+            body["reason"] = break_glass
         if config is not None:
             body["config"] = config.text
             body["config_name"] = Path(config.name).name

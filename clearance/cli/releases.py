@@ -94,6 +94,13 @@ def promote_command(
     config: Path | None = typer.Option(
         None, "--config", help="Environment configuration (YAML/JSON); secrets as references."
     ),
+    break_glass: bool = typer.Option(
+        False,
+        "--break-glass",
+        help="Emergency: waive missing approvals (release managers); "
+        "flagged everywhere and awaiting retro-approval until approved.",
+    ),
+    reason: str | None = typer.Option(None, "--reason", help="Why (required with --break-glass)."),
     actor: str | None = ACTOR_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -103,7 +110,13 @@ def promote_command(
     text = read_text(config, what="configuration") if config is not None else None
     with closing(cli.service()) as svc:
         try:
-            result = svc.promote(digest_arg(digest), env=env, actor=who, config=text)
+            result = svc.promote(
+                digest_arg(digest),
+                env=env,
+                actor=who,
+                config=text,
+                break_glass=(reason or "") if break_glass else None,
+            )
         except GateBlocked as blocked:
             if as_json:
                 print_json({"promoted": False, **blocked.decision.to_json()})
@@ -118,6 +131,11 @@ def promote_command(
         f"{result['entry']}",
         markup=False,
     )
+    if result.get("break_glass") is not None:
+        out.print(
+            f"[red]BREAK-GLASS[/]: approvals waived ({result['break_glass']}); awaiting "
+            "retro-approval until they are given"
+        )
 
 
 def status_command(
@@ -134,10 +152,20 @@ def status_command(
     if not rows:
         out.print("nothing promoted yet")
         return
-    table = Table("env", "digest", "name", "tier", "since", "by")
+    table = Table("env", "digest", "name", "tier", "since", "by", "flags")
     for r in rows:
+        flag = ""
+        if r.get("break_glass") is not None:
+            retro = "retro-approved" if r["retro_approval"] == "done" else "awaiting retro-approval"
+            flag = f"[red]break-glass[/] ({retro})"
         table.add_row(
-            r["env"], r["digest"][:19] + "…", r["name"] or "", r["tier"] or "", r["since"], r["by"]
+            r["env"],
+            r["digest"][:19] + "…",
+            r["name"] or "",
+            r["tier"] or "",
+            r["since"],
+            r["by"],
+            flag,
         )
     out.print(table)
 

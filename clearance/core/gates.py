@@ -16,6 +16,9 @@ from clearance.core.approvals import approved_evidence, tally
 from clearance.core.policy import EvidenceRule, Mode, Policy
 from clearance.core.release import ReleaseFacts
 
+#: The mode recorded for an approvals control a break-glass promotion waived.
+BREAK_GLASS = "break-glass"
+
 
 @dataclass(frozen=True)
 class ControlResult:
@@ -27,6 +30,12 @@ class ControlResult:
     @property
     def blocking(self) -> bool:
         return not self.satisfied and self.mode == Mode.ENFORCE.value
+
+    def waived(self, reason: str) -> ControlResult:
+        """The control as a break-glass promotion records it: unmet, not blocking, flagged."""
+        return ControlResult(
+            self.control, False, f"{self.detail}; waived by break-glass: {reason}", BREAK_GLASS
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -50,6 +59,23 @@ class Decision:
     @property
     def blockers(self) -> list[ControlResult]:
         return [c for c in self.controls if c.blocking]
+
+    def break_glass(self, reason: str) -> Decision:
+        """Emergency path: missing approvals are waived (and flagged); nothing else is."""
+        controls = tuple(
+            c.waived(reason) if c.control == "approvals" and c.blocking else c
+            for c in self.controls
+        )
+        allowed = not any(c.blocking for c in controls)
+        return Decision(
+            allowed,
+            self.digest,
+            self.env,
+            self.tier,
+            self.policy_digest,
+            self.evidence_set,
+            controls,
+        )
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Decision:

@@ -20,12 +20,13 @@ from clearance.core.approvals import Meaning
 from clearance.core.classify import ChangeSet, FileChange
 from clearance.core.digests import Digest, parse_digest
 from clearance.core.evidence import ReportFormat
-from clearance.core.roles import Action, Role
+from clearance.core.roles import Action, Role, allowed
 from clearance.files import NamedText
 from clearance.server.auth import requires, service
 from clearance.server.errors import RESPONSES
 from clearance.usecases.artifacts import BuildInfo, Source
 from clearance.usecases.identity import Principal
+from clearance.usecases.releases import record_refusal
 from clearance.usecases.service import LocalService
 
 router = APIRouter(prefix="/api/v1", responses=RESPONSES)
@@ -98,6 +99,8 @@ class ApproveRequest(Strict):
 
 class PromoteRequest(Strict):
     env: str = Field(max_length=64)
+    break_glass: bool = False
+    reason: str | None = Field(None, max_length=2000)
     config: str | None = Field(None, max_length=4 << 20)
     config_name: str | None = Field(None, max_length=200)
 
@@ -213,7 +216,22 @@ def promote(caller: Promoter, digest: DigestPath, body: PromoteRequest, svc: Svc
     config = None
     if body.config is not None:
         config = NamedText(safe_name(body.config_name, "config"), body.config)
-    return svc.promote(digest_of(digest), env=body.env, actor=caller.name, config=config)
+    reason = None
+    if body.break_glass:
+        if not allowed(caller.role, Action.BREAK_GLASS):
+            message = f"role {caller.role.value} may not {Action.BREAK_GLASS.value}"
+            record_refusal(
+                svc.instance,
+                actor=caller.name,
+                action="POST promotions (break-glass)",
+                subject=digest,
+                reason=message,
+            )
+            raise HTTPException(403, message)
+        reason = body.reason or ""
+    return svc.promote(
+        digest_of(digest), env=body.env, actor=caller.name, config=config, break_glass=reason
+    )
 
 
 @router.get("/artifacts/{digest}/release", summary="The definition of done")

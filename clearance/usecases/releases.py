@@ -17,7 +17,7 @@ from clearance.core.canonical import canonical_json
 from clearance.core.classify import Classification
 from clearance.core.digests import Digest, hex_of
 from clearance.core.envconfig import check_config
-from clearance.core.gates import ControlResult, Decision, decide
+from clearance.core.gates import BREAK_GLASS, ControlResult, Decision, decide
 from clearance.core.policy import Policy
 from clearance.core.release import ApprovalFact, EvidenceFact, PromotionFact, ReleaseFacts
 from clearance.errors import InputError, NotFoundError, RefusedError
@@ -137,6 +137,11 @@ def approve(
                 f"{actor} authored this change and cannot approve it",
                 hint="separation of duties: ask another eligible approver",
             )
+        if any(p.actor == actor and p.env == env for p in facts.promotions):
+            raise RefusedError(
+                f"{actor} promoted this release to {env} and cannot also approve it there",
+                hint="separation of duties: a retro-approval comes from someone else",
+            )
         judged = evidence_judged(facts, env)
         evidence_set = evidence_set_digest(judged)
         roles = policy.roles_of(actor)
@@ -181,9 +186,21 @@ class Promotion:
 
 
 def promote(
-    instance: Instance, digest: Digest, *, env: str, actor: str, config: NamedText | None = None
+    instance: Instance,
+    digest: Digest,
+    *,
+    env: str,
+    actor: str,
+    config: NamedText | None = None,
+    break_glass: str | None = None,
 ) -> Promotion:
-    """Run the gate under the write lock; record the deployment only if it allows."""
+    """Run the gate under the write lock; record the deployment only if it allows.
+
+    ``break_glass`` (the reason, required) waives missing approvals only: the promotion is
+    flagged wherever it appears and awaits retro-approval until the approvals are given.
+    """
+    if break_glass is not None and not break_glass.strip():
+        raise InputError("a break-glass promotion needs a reason", hint="--reason TEXT")
     config_text = None
     if config is not None:
         check_config(config.text, config.name)
@@ -197,6 +214,8 @@ def promote(
                 hint="separation of duties: a deployer or another release manager promotes",
             )
         decision = decide(policy, facts, env)
+        if break_glass is not None:
+            decision = decision.break_glass(break_glass.strip())
         if not decision.allowed:
             raise GateBlocked(decision)
         assert policy is not None and decision.tier is not None
@@ -230,6 +249,7 @@ def promote(
                 "name": facts.name,
                 "config": config_digest,
                 "tier": decision.tier,
+                "break_glass": {"reason": break_glass.strip()} if break_glass else None,
                 "decision": decision.to_json(),
                 "blobs": blobs,
             },
@@ -252,6 +272,8 @@ def status(instance: Instance, env: str | None = None) -> list[dict[str, Any]]:
         latest[(entry.data["env"], entry.data.get("name") or "")] = entry
     rows = [
         {
+            "break_glass": (e.data.get("break_glass") or {}).get("reason"),
+            "retro_approval": _retro_state(instance, e),
             "env": e.data["env"],
             "digest": e.subject,
             "name": e.data.get("name"),
@@ -265,6 +287,16 @@ def status(instance: Instance, env: str | None = None) -> list[dict[str, Any]]:
         if env is None or where == env
     ]
     return rows
+
+
+def _retro_state(instance: Instance, promotion: Entry) -> str | None:
+    """For a break-glass promotion: "awaiting" until its approvals are given, then "done"."""
+    if not promotion.data.get("break_glass"):
+        return None
+    env = promotion.data["env"]
+    facts, policy = _facts(instance, Digest(str(promotion.subject)), None)
+    approvals = [c for c in decide(policy, facts, env).controls if c.control == "approvals"]
+    return "done" if all(c.satisfied for c in approvals) else "awaiting"
 
 
 @dataclass(frozen=True)
@@ -325,11 +357,21 @@ def release_show(instance: Instance, digest: Digest) -> Completeness:
         )
     )
     approvals = [c for c in controls if c.control == "approvals"]
+    retro = None
+    if target is not None and any(c.mode == BREAK_GLASS for c in approvals):
+        # Released through break-glass: complete only once the approvals are given after the fact.
+        approvals = [c for c in decide(policy, facts, last).controls if c.control == "approvals"]
+        retro = (
+            "awaiting retro-approval"
+            if not all(c.satisfied for c in approvals)
+            else ("retro-approved after a break-glass release")
+        )
     items.append(
         (
             "approvals",
             all(c.satisfied for c in approvals),
-            approvals[0].detail if approvals else "no approvals required",
+            (f"{retro}: " if retro else "")
+            + (approvals[0].detail if approvals else "no approvals required"),
         )
     )
     items.append(

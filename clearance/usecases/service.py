@@ -92,7 +92,13 @@ class Service(Protocol):
     ) -> dict[str, Any]: ...
 
     def promote(
-        self, digest: Digest, *, env: str, actor: str, config: NamedText | None
+        self,
+        digest: Digest,
+        *,
+        env: str,
+        actor: str,
+        config: NamedText | None,
+        break_glass: str | None = None,
     ) -> dict[str, Any]: ...
 
     def status(self, env: str | None) -> list[dict[str, Any]]: ...
@@ -194,14 +200,23 @@ class LocalService:
         return {"entry": entry.seq, "actor": entry.actor, "at": entry.at, **entry.data}
 
     def promote(
-        self, digest: Digest, *, env: str, actor: str, config: NamedText | None
+        self,
+        digest: Digest,
+        *,
+        env: str,
+        actor: str,
+        config: NamedText | None,
+        break_glass: str | None = None,
     ) -> dict[str, Any]:
-        result = releases.promote(self.instance, digest, env=env, actor=actor, config=config)
+        result = releases.promote(
+            self.instance, digest, env=env, actor=actor, config=config, break_glass=break_glass
+        )
         return {
             "promoted": True,
             "entry": result.entry.seq,
             "at": result.entry.at,
             "config": result.entry.data["config"],
+            "break_glass": break_glass,
             **result.decision.to_json(),
         }
 

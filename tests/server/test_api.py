@@ -231,3 +231,20 @@ class TestOperations:
         assert made.json()["filename"] == "contract.json"
         listed = api.client.get(f"/api/v1/artifacts/{api.digest}/evidence", headers=auth).json()
         assert [e["type"] for e in listed] == ["contract-tests"]
+
+
+class TestBreakGlassRole:
+    def test_only_release_managers_break_glass(self, api: Api) -> None:
+        body = {"env": "dev", "break_glass": True, "reason": "outage"}
+        refused = api.client.post(
+            f"/api/v1/artifacts/{api.digest}/promotions", headers=api.auth(Role.DEPLOYER), json=body
+        )
+        assert refused.status_code == 403
+        assert refused.json()["error"]["message"] == "role deployer may not break-glass"
+        assert refusals(api.settings)[-1]["actor"] == "deployer@example.org"
+        allowed_ = api.client.post(
+            f"/api/v1/artifacts/{api.digest}/promotions",
+            headers=api.auth(Role.RELEASE_MANAGER),
+            json=body,
+        )
+        assert allowed_.status_code == 200 and allowed_.json()["break_glass"] == "outage"

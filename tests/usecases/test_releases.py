@@ -164,3 +164,51 @@ class TestGovernedRelease:
                 base="v9.9",
             )
         assert instance.ledger.size() == size
+
+
+class TestBreakGlass:
+    def ready_for_prod(self, instance: Instance, release: Digest, passing: Path) -> None:
+        promote(instance, release, env="dev", actor="deployer@example.org")
+        evidence(instance, release, passing, *HIGH)
+        promote(instance, release, env="staging", actor="deployer@example.org")
+
+    def test_waives_approvals_only_and_awaits_retro_approval(
+        self, instance: Instance, release: Digest, passing: Path
+    ) -> None:
+        self.ready_for_prod(instance, release, passing)
+        result = promote(
+            instance,
+            release,
+            env="prod",
+            actor="rm@example.org",
+            break_glass="order entry down at St Mary's, INC-311",
+        )
+        [control] = [c for c in result.decision.controls if c.control == "approvals"]
+        assert control.mode == "break-glass" and not control.satisfied
+        assert "waived by break-glass: order entry down at St Mary's, INC-311" in control.detail
+        [row] = status(instance, "prod")
+        assert row["break_glass"] == "order entry down at St Mary's, INC-311"
+        assert row["retro_approval"] == "awaiting"
+        shown = {n: (ok, d) for n, ok, d in release_show(instance, release).items}
+        assert shown["approvals"][0] is False
+        assert shown["approvals"][1].startswith("awaiting retro-approval")
+        with pytest.raises(RefusedError, match=r"rm@example.org promoted this release to prod"):
+            approve(instance, release, env="prod", meaning=Meaning.APPROVAL, actor="rm@example.org")
+        for who in ("alice@example.org", "carol@example.org"):
+            approve(instance, release, env="prod", meaning=Meaning.APPROVAL, actor=who)
+        assert status(instance, "prod")[0]["retro_approval"] == "done"
+        shown = {n: (ok, d) for n, ok, d in release_show(instance, release).items}
+        assert shown["approvals"][0] is True
+        assert shown["approvals"][1].startswith("retro-approved after a break-glass release")
+        assert verify_ledger(instance).ok
+
+    def test_cannot_waive_evidence_or_skip_a_reason(
+        self, instance: Instance, release: Digest
+    ) -> None:
+        promote(instance, release, env="dev", actor="deployer@example.org")
+        size = instance.ledger.size()
+        with pytest.raises(GateBlocked, match="evidence:unit-tests"):
+            promote(instance, release, env="staging", actor="rm@example.org", break_glass="hurry")
+        with pytest.raises(InputError, match="a break-glass promotion needs a reason"):
+            promote(instance, release, env="staging", actor="rm@example.org", break_glass=" ")
+        assert instance.ledger.size() == size
