@@ -127,3 +127,20 @@ def git_repo(tmp_path: Path) -> Path:
     git(repo, "add", ".")
     git(repo, "commit", "-q", "-m", "first")
     return repo
+
+
+def portal_repo(root: Path) -> Path:
+    """A governed repository (the reference clearance.yaml) whose last commit is a portal copy
+    fix by dana@example.org: a low-tier change against HEAD~1."""
+    import shutil
+
+    root.mkdir(parents=True)
+    git(root, "init", "-q", "-b", "main")
+    shutil.copy(Path(__file__).parent / "fixtures" / "clearance.yaml", root / "clearance.yaml")
+    (root / "web" / "portal").mkdir(parents=True)
+    (root / "web" / "portal" / "help.md").write_text("# Help\n")
+    git(root, "add", ".")
+    git(root, "commit", "-q", "-m", "portal")
+    (root / "web" / "portal" / "help.md").write_text("# Help!\n")
+    git(root, "commit", "-q", "-am", "copy fix")
+    return root

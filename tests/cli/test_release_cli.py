@@ -3,30 +3,19 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.cli.test_cli import Cli
-from tests.conftest import git
+from tests.conftest import portal_repo
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    repo = tmp_path / "clinic"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    shutil.copy(FIXTURES / "clearance.yaml", repo / "clearance.yaml")
-    (repo / "web" / "portal").mkdir(parents=True)
-    (repo / "web" / "portal" / "help.md").write_text("# Help\n")
-    git(repo, "add", ".")
-    git(repo, "commit", "-q", "-m", "portal")
-    (repo / "web" / "portal" / "help.md").write_text("# Help!\n")
-    git(repo, "commit", "-q", "-am", "copy fix")
-    return repo
+    return portal_repo(tmp_path / "clinic")
 
 
 @pytest.fixture

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -21,9 +22,7 @@ from clearance.usecases.artifacts import BuildInfo, register_artifact
 from clearance.usecases.identity import create_token
 from clearance.usecases.instance import init
 from clearance.vcs.git import GitRepo
-from tests.conftest import git
-
-FIXTURES = Path(__file__).parent.parent / "fixtures"
+from tests.conftest import portal_repo
 
 
 class Api:
@@ -41,16 +40,7 @@ class Api:
 
 @pytest.fixture
 def api(settings: Settings, tmp_path: Path) -> Iterator[Api]:
-    repo = tmp_path / "clinic"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    shutil.copy(FIXTURES / "clearance.yaml", repo / "clearance.yaml")
-    (repo / "web" / "portal").mkdir(parents=True)
-    (repo / "web" / "portal" / "help.md").write_text("# Help\n")
-    git(repo, "add", ".")
-    git(repo, "commit", "-q", "-m", "portal")
-    (repo / "web" / "portal" / "help.md").write_text("# Help!\n")
-    git(repo, "commit", "-q", "-am", "copy fix")
+    repo = portal_repo(tmp_path / "clinic")
     artifact = tmp_path / "portal.zip"
     artifact.write_bytes(b"portal build")
     with init(settings, actor="admin@example.org", origin="clearance.test/api") as inst:
@@ -77,13 +67,45 @@ def api(settings: Settings, tmp_path: Path) -> Iterator[Api]:
         yield Api(client, tokens, digest, settings)
 
 
+def free_port() -> int:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = int(sock.getsockname()[1])
+    sock.close()
+    return port
+
+
+@contextmanager
+def server_process(env: dict[str, str]) -> Iterator[str]:
+    """`clearance serve` as a real process on a free loopback port; stopped on exit."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "clearance", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(url + "/api/v1/key", timeout=1)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise RuntimeError("clearance serve did not start") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
 @contextmanager
 def serving(app: Any) -> Iterator[str]:
     """Run ``app`` under a real uvicorn server on a free loopback port, in a thread."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
+    port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(
             app, host="127.0.0.1", port=port, log_level="warning", access_log=False, lifespan="on"

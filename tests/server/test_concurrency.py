@@ -3,11 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,19 +17,11 @@ from clearance.usecases.identity import create_token
 from clearance.usecases.instance import init, open_instance
 from clearance.usecases.ledger import verify_ledger
 from clearance.vcs.git import GitRepo
-from tests.conftest import git
+from tests.conftest import portal_repo
+from tests.server.conftest import server_process
 
-FIXTURES = Path(__file__).parent.parent / "fixtures"
 CLIENTS = 50
 ROUNDS = 4
-
-
-def free_port() -> int:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = int(sock.getsockname()[1])
-    sock.close()
-    return port
 
 
 @pytest.fixture
@@ -43,16 +30,7 @@ def two_servers(
 ) -> Iterator[tuple[list[str], Settings, dict[str, str]]]:
     home = tmp_path / "home"
     settings = Settings.from_env({"CLEARANCE_DATABASE_URL": pg_url}, home=home)
-    repo = tmp_path / "clinic"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    shutil.copy(FIXTURES / "clearance.yaml", repo / "clearance.yaml")
-    (repo / "web" / "portal").mkdir(parents=True)
-    (repo / "web" / "portal" / "help.md").write_text("# Help\n")
-    git(repo, "add", ".")
-    git(repo, "commit", "-q", "-m", "portal")
-    (repo / "web" / "portal" / "help.md").write_text("# Help!\n")
-    git(repo, "commit", "-q", "-am", "copy fix")
+    repo = portal_repo(tmp_path / "clinic")
     digests = []
     with init(settings, actor="admin", origin="clearance.test/pg") as inst:
         for i in range(5):
@@ -75,34 +53,8 @@ def two_servers(
             ).token,
         }
     env = {**os.environ, "CLEARANCE_HOME": str(home), "CLEARANCE_DATABASE_URL": pg_url}
-    ports = [free_port(), free_port()]
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "clearance", "serve", "--port", str(p)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for p in ports
-    ]
-    urls = [f"http://127.0.0.1:{p}" for p in ports]
-    try:
-        for url, proc in zip(urls, procs, strict=True):
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    httpx.get(url + "/api/v1/key", timeout=1)
-                    break
-                except httpx.HTTPError:
-                    if time.monotonic() > deadline or proc.poll() is not None:
-                        raise RuntimeError("a server did not start") from None
-                    time.sleep(0.1)
-        yield urls, settings, {"digests": ",".join(digests), **tokens}
-    finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(30)
+    with server_process(env) as first, server_process(env) as second:
+        yield [first, second], settings, {"digests": ",".join(digests), **tokens}
 
 
 @pytest.mark.postgres

@@ -4,55 +4,24 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.cli.test_cli import Cli
-from tests.conftest import git
-
-FIXTURES = Path(__file__).parent.parent / "fixtures"
+from tests.conftest import portal_repo
+from tests.server.conftest import server_process
 
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, Cli]]:
     local = Cli(tmp_path / "home", tmp_path)
     local("init")
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
     env = {**os.environ, "CLEARANCE_HOME": str(tmp_path / "home")}
     env.pop("CLEARANCE_DATABASE_URL", None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "clearance", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(url + "/api/v1/key", timeout=1)
-            break
-        except httpx.HTTPError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError("server did not start") from None
-            time.sleep(0.1)
-    try:
+    with server_process(env) as url:
         yield url, local
-    finally:
-        proc.terminate()
-        proc.wait(30)
 
 
 def remote(local: Cli, url: str, token: str) -> Cli:
@@ -76,16 +45,7 @@ def test_ci_deployer_and_approvers_through_the_server(
     }
     listed = json.loads(local("token", "list", "--json").stdout)
     assert {t["name"] for t in listed} == set(tokens)
-    repo = tmp_path / "clinic"
-    repo.mkdir()
-    git(repo, "init", "-q", "-b", "main")
-    shutil.copy(FIXTURES / "clearance.yaml", repo / "clearance.yaml")
-    (repo / "web" / "portal").mkdir(parents=True)
-    (repo / "web" / "portal" / "help.md").write_text("# Help\n")
-    git(repo, "add", ".")
-    git(repo, "commit", "-q", "-m", "portal")
-    (repo / "web" / "portal" / "help.md").write_text("# Help!\n")
-    git(repo, "commit", "-q", "-am", "copy fix")
+    repo = portal_repo(tmp_path / "clinic")
     artifact = tmp_path / "portal.zip"
     artifact.write_bytes(b"portal build")
     report = tmp_path / "tests.json"
