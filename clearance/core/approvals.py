@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import lru_cache
 
 from clearance.core.canonical import canonical_json
 from clearance.core.digests import digest_bytes
@@ -30,11 +31,17 @@ COUNTING = frozenset({Meaning.APPROVAL, Meaning.RESPONSIBILITY})
 
 def evidence_set_digest(evidence: Sequence[EvidenceFact]) -> str:
     """The digest of what an approver is shown: every evidence record, in ledger order."""
-    items = [
-        {"seq": e.seq, "type": e.type, "report": e.report, "result": e.result}
-        for e in sorted(evidence, key=lambda e: e.seq)
-    ]
-    return digest_bytes(canonical_json(items))
+    return _set_digest(tuple(sorted((e.seq, e.type, e.report, e.result) for e in evidence)))
+
+
+@lru_cache(maxsize=512)
+def _set_digest(items: tuple[tuple[int, str, str, str], ...]) -> str:
+    """Memoised: a busy artifact's gate recomputes the same set's digest on every call."""
+    return digest_bytes(
+        canonical_json(
+            [{"seq": s, "type": t, "report": r, "result": res} for s, t, r, res in items]
+        )
+    )
 
 
 def evidence_judged(facts: ReleaseFacts, env: str) -> list[EvidenceFact]:

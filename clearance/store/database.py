@@ -81,7 +81,8 @@ class Database:
 
             return engine
         # No pre-ping: it cost a round trip on every append; stale connections are recycled instead.
-        return create_engine(self.url, pool_recycle=1800, pool_size=10, max_overflow=20)
+        # Sized for the server's request threads (40), so connections are reused, not churned.
+        return create_engine(self.url, pool_recycle=1800, pool_size=40, max_overflow=20)
 
     def describe(self) -> str:
         return display_url(self.url)

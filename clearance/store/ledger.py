@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, select
 
 from clearance.attest.keys import Signer, public_key_raw
 from clearance.clock import Clock, rfc3339
@@ -66,9 +66,14 @@ class Entry:
         )
 
 
-def _find(db: Database, raw: Any, subject: str | None, kinds: Sequence[str]) -> list[Entry]:
+def _find(
+    db: Database, raw: Any, subject: str | None, kinds: Sequence[str], after: int = -1
+) -> list[Entry]:
     clauses: list[str] = []
     params: list[Any] = []
+    if after >= 0:
+        clauses.append("seq > ?")
+        params.append(after)
     if subject is not None:
         clauses.append("subject = ?")
         params.append(subject)
@@ -216,21 +221,23 @@ class LedgerStore:
             raw.close()
 
     def about(self, subject: str) -> list[Entry]:
-        """Every entry about ``subject``, oldest first, decoded once per process.
+        """Every entry about ``subject``, oldest first, each decoded once per process.
 
-        The log is append-only, so the newest seq about the subject (one indexed query) proves
-        a cached list is still complete; a gate on a busy artifact then decodes nothing.
+        The log is append-only, so a cached list only ever needs the entries after its newest
+        one: one indexed query, usually empty, instead of re-reading the artifact's history.
         """
-        with self.db.read() as conn:
-            last = conn.execute(
-                select(func.max(ledger_entries.c.seq)).where(ledger_entries.c.subject == subject)
-            ).scalar()
         cached = self._about.get(subject)
-        if cached is not None and last is not None and cached[0] == int(last):
+        after = cached[0] if cached is not None else -1
+        raw = self.db.raw_read()
+        try:
+            newer = _find(self.db, raw, subject, (), after=after)
+        finally:
+            raw.close()
+        if cached is not None and not newer:
             return cached[1]
-        entries = self.find(subject=subject)
+        entries = [*(cached[1] if cached is not None else ()), *newer]
         if entries:
-            if len(self._about) >= 256:
+            if cached is None and len(self._about) >= 256:
                 self._about.pop(next(iter(self._about)))
             self._about[subject] = (entries[-1].seq, entries)
         return entries
