@@ -8,7 +8,17 @@ from pathlib import Path
 import typer
 
 from clearance import __version__
-from clearance.cli import artifacts, evidence, keys, ledger, policy, releases, server, setup
+from clearance.cli import (
+    artifacts,
+    evidence,
+    judge,
+    keys,
+    ledger,
+    policy,
+    releases,
+    server,
+    setup,
+)
 from clearance.cli.common import CliState, err
 from clearance.errors import Error
 
@@ -52,6 +62,7 @@ releases.register(app)
 server.register(app)
 evidence.register(app)
 keys.register(app)
+judge.register(app)
 app.add_typer(ledger.app, name="ledger")
 
 
