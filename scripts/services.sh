@@ -22,3 +22,18 @@ if pg_up; then
 else
   echo "PostgreSQL is not reachable on 127.0.0.1:5432 (its tests fail under CI=true, skip otherwise)"
 fi
+
+# The browser tests drive Debian's Chromium through Playwright (`playwright install` cannot
+# download a browser here). Installed once; a no-op when /usr/bin/chromium is already there.
+if [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing Chromium from the Debian packages for the browser tests"
+    { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; } \
+      || echo "could not install chromium: the browser tests fail under CI=true, skip otherwise"
+  else
+    echo "/usr/bin/chromium is missing (apt-get install chromium as root): the browser tests fail under CI=true, skip otherwise"
+  fi
+fi
+if [ -x /usr/bin/chromium ]; then
+  echo "Chromium is installed at /usr/bin/chromium"
+fi

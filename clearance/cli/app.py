@@ -9,6 +9,7 @@ import typer
 
 from clearance import __version__
 from clearance.cli import (
+    accounts,
     artifacts,
     evidence,
     judge,
@@ -62,6 +63,7 @@ releases.register(app)
 server.register(app)
 evidence.register(app)
 keys.register(app)
+accounts.register(app)
 judge.register(app)
 app.add_typer(ledger.app, name="ledger")
 

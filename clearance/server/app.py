@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from clearance import __version__
+from clearance import __version__, web
 from clearance.server import api, errors
 from clearance.server.errors import error_body
 from clearance.settings import Settings
@@ -100,5 +100,6 @@ def create_app(settings: Settings, *, max_body: int = DEFAULT_MAX_BODY) -> FastA
     )
     errors.install(app)
     app.include_router(api.router)
+    web.install(app)  # the browser UI: /, /releases, /search, /ledger, /login, /static
     app.add_middleware(BodyLimit, limit=max_body)
     return app

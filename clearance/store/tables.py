@@ -61,3 +61,19 @@ api_tokens = Table(
     Column("expires_at", String(40), nullable=True),
     Column("revoked_at", String(40), nullable=True),
 )
+
+#: People who sign in to the web UI. The email is the actor recorded in the ledger and the
+#: display name is the printed name shown with every signature; only an argon2id hash of the
+#: password is kept. Disabling sets ``disabled_at``; accounts are never deleted, so a signature's
+#: printed name can always be shown.
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("email", String(320), primary_key=True),
+    Column("display_name", String(200), nullable=False),
+    Column("role", String(32), nullable=False),
+    Column("password_hash", String(512), nullable=False),
+    Column("created_at", String(40), nullable=False),
+    Column("created_by", String(320), nullable=False),
+    Column("disabled_at", String(40), nullable=True),
+)
