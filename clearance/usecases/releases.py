@@ -20,7 +20,7 @@ from clearance.core.envconfig import check_config
 from clearance.core.gates import BREAK_GLASS, ControlResult, Decision, decide
 from clearance.core.policy import Policy
 from clearance.core.release import ApprovalFact, EvidenceFact, PromotionFact, ReleaseFacts
-from clearance.errors import InputError, NotFoundError, RefusedError
+from clearance.errors import ConflictError, InputError, NotFoundError, RefusedError
 from clearance.files import NamedText
 from clearance.store.ledger import Appender, Entry
 from clearance.usecases.artifacts import REGISTERED
@@ -122,8 +122,13 @@ def approve(
     meaning: Meaning,
     actor: str,
     reason: str | None = None,
+    expected_evidence_set: str | None = None,
 ) -> Entry:
-    """Sign an approval over the evidence set as it stands; the author is refused."""
+    """Sign an approval over the evidence set as it stands; the author is refused.
+
+    ``expected_evidence_set`` is the digest the signer was shown: if evidence arrived since, the
+    signature is refused (checked under the write lock, so nothing can slip in between).
+    """
     with instance.ledger.appending() as appender:
         facts, policy = _facts(instance, digest, appender)
         if policy is None:
@@ -144,6 +149,12 @@ def approve(
             )
         judged = evidence_judged(facts, env)
         evidence_set = evidence_set_digest(judged)
+        if expected_evidence_set is not None and expected_evidence_set != evidence_set:
+            raise ConflictError(
+                f"the evidence for {env} changed since it was shown (it is now {evidence_set}, "
+                f"the signer was shown {expected_evidence_set}); nothing was signed",
+                hint="review the evidence again and sign what is current",
+            )
         roles = policy.roles_of(actor)
         predicate = statements.approval(
             signer=actor,

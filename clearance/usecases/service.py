@@ -192,10 +192,23 @@ class LocalService:
         return releases.gate(self.instance, digest, env).to_json()
 
     def approve(
-        self, digest: Digest, *, env: str, meaning: Meaning, reason: str | None, actor: str
+        self,
+        digest: Digest,
+        *,
+        env: str,
+        meaning: Meaning,
+        reason: str | None,
+        actor: str,
+        expected_evidence_set: str | None = None,
     ) -> dict[str, Any]:
         entry = releases.approve(
-            self.instance, digest, env=env, meaning=meaning, actor=actor, reason=reason
+            self.instance,
+            digest,
+            env=env,
+            meaning=meaning,
+            actor=actor,
+            reason=reason,
+            expected_evidence_set=expected_evidence_set,
         )
         return {"entry": entry.seq, "actor": entry.actor, "at": entry.at, **entry.data}
 

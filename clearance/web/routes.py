@@ -28,7 +28,7 @@ from starlette.exceptions import HTTPException
 from clearance.core.approvals import Meaning
 from clearance.core.digests import Digest, parse_digest
 from clearance.core.roles import Action, allowed
-from clearance.errors import Error, RefusedError
+from clearance.errors import ConflictError, Error, RefusedError
 from clearance.server.errors import STATUS
 from clearance.usecases.accounts import Account, Authenticator, LocalAuthenticator
 from clearance.usecases.releases import record_refusal
@@ -397,8 +397,15 @@ def sign(request: Request, web: Ctx, form: Form, digest: str) -> Response:
         )
     try:
         signed = svc.approve(
-            subject, env=env, meaning=meaning, reason=reason_text, actor=account.email
+            subject,
+            env=env,
+            meaning=meaning,
+            reason=reason_text,
+            actor=account.email,
+            expected_evidence_set=shown,
         )
+    except ConflictError as exc:
+        return refuse(409, f"{exc.message[:1].upper()}{exc.message[1:]}: review it again.")
     except RefusedError as exc:
         return refuse(403, f"Refused: {exc.message}. Nothing was signed.", record=exc.message)
     return RedirectResponse(

@@ -10,7 +10,7 @@ import pytest
 
 from clearance.core.approvals import Meaning
 from clearance.core.digests import Digest
-from clearance.errors import InputError, NotFoundError, RefusedError
+from clearance.errors import ConflictError, InputError, NotFoundError, RefusedError
 from clearance.files import read_text
 from clearance.usecases.artifacts import BuildInfo, register_artifact
 from clearance.usecases.evidence import attest
@@ -212,3 +212,30 @@ class TestBreakGlass:
         with pytest.raises(InputError, match="a break-glass promotion needs a reason"):
             promote(instance, release, env="staging", actor="rm@example.org", break_glass=" ")
         assert instance.ledger.size() == size
+
+
+def test_approval_refused_when_the_evidence_changed_since_it_was_shown(
+    instance: Instance, release: Digest, passing: Path
+) -> None:
+    shown = gate(instance, release, "prod").evidence_set
+    evidence(instance, release, passing, "unit-tests")
+    size = instance.ledger.size()
+    with pytest.raises(ConflictError, match="the evidence for prod changed since it was shown"):
+        approve(
+            instance,
+            release,
+            env="prod",
+            meaning=Meaning.APPROVAL,
+            actor="alice@example.org",
+            expected_evidence_set=shown,
+        )
+    assert instance.ledger.size() == size
+    now = gate(instance, release, "prod").evidence_set
+    approve(
+        instance,
+        release,
+        env="prod",
+        meaning=Meaning.APPROVAL,
+        actor="alice@example.org",
+        expected_evidence_set=now,
+    )
