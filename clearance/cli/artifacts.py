@@ -9,6 +9,7 @@ import typer
 
 from clearance.cli.common import (
     ACTOR_OPTION,
+    DIGEST_ARGUMENT,
     JSON_OPTION,
     digest_arg,
     err,
@@ -91,7 +92,7 @@ def register_command(
 @app.command("show")
 def show_command(
     ctx: typer.Context,
-    digest: str = typer.Argument(..., help="sha256:<hex> of the artifact."),
+    digest: str = DIGEST_ARGUMENT,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Show an artifact's recorded provenance."""

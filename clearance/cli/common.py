@@ -24,6 +24,7 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON instead of text.")
+DIGEST_ARGUMENT = typer.Argument(..., help="sha256:<hex> of the artifact.")
 ACTOR_OPTION = typer.Option(
     None, "--actor", help="Who is acting (else CLEARANCE_ACTOR, else git's user.email)."
 )

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from clearance.cli.common import (
     ACTOR_OPTION,
+    DIGEST_ARGUMENT,
     JSON_OPTION,
     digest_arg,
     out,
@@ -32,7 +33,7 @@ def register(root: typer.Typer) -> None:
 
 def attest_command(
     ctx: typer.Context,
-    digest: str = typer.Argument(..., help="sha256:<hex> of the artifact."),
+    digest: str = DIGEST_ARGUMENT,
     report: Path = typer.Argument(
         ...,
         help="The report file (JUnit XML, SARIF, CycloneDX, "
@@ -65,7 +66,7 @@ def attest_command(
 @app.command("list")
 def list_command(
     ctx: typer.Context,
-    digest: str = typer.Argument(..., help="sha256:<hex> of the artifact."),
+    digest: str = DIGEST_ARGUMENT,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """List the evidence recorded for an artifact: type, format, result, summary, who and when."""
@@ -93,7 +94,7 @@ def list_command(
 
 def attestations_command(
     ctx: typer.Context,
-    digest: str = typer.Argument(..., help="sha256:<hex> of the artifact."),
+    digest: str = DIGEST_ARGUMENT,
 ) -> None:
     """Print the artifact's DSSE envelopes as JSON Lines (.intoto.jsonl), provenance first."""
     with closing(state(ctx).service()) as svc:

@@ -10,6 +10,7 @@ from rich.table import Table
 
 from clearance.cli.common import (
     ACTOR_OPTION,
+    DIGEST_ARGUMENT,
     JSON_OPTION,
     digest_arg,
     out,
@@ -46,7 +47,7 @@ def render_decision(decision: Decision) -> None:
 
 def approve_command(
     ctx: typer.Context,
-    digest: str = typer.Argument(..., help="sha256:<hex> of the artifact."),
+    digest: str = DIGEST_ARGUMENT,
     env: str = ENV_OPTION,
     meaning: Meaning = typer.Option(
         Meaning.APPROVAL, "--meaning", help="What the signature means (review does not count)."
@@ -72,7 +73,7 @@ def approve_command(
 
 def gate_command(
     ctx: typer.Context,
-    digest: str = typer.Argument(..., help="sha256:<hex> of the artifact."),
+    digest: str = DIGEST_ARGUMENT,
     env: str = ENV_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
@@ -205,7 +206,7 @@ def search_command(
 @release_app.command("show")
 def release_show_command(
     ctx: typer.Context,
-    digest: str = typer.Argument(..., help="sha256:<hex> of the artifact."),
+    digest: str = DIGEST_ARGUMENT,
     as_json: bool = JSON_OPTION,
 ) -> None:
     """Is the release record complete? Manifest, tests, approvals, hash, target, verification."""
