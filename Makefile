@@ -36,6 +36,10 @@ test: install-test services lint
 bench: install-test services
 	$(BIN)/python bench/ledger.py
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/classify.py
+	$(BIN)/python bench/gate.py
+	$(BIN)/python bench/judge.py
+	$(BIN)/python bench/api.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
