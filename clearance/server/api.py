@@ -22,7 +22,7 @@ from clearance.core.digests import Digest, parse_digest
 from clearance.core.evidence import ReportFormat
 from clearance.core.roles import Action, Role, allowed
 from clearance.files import NamedText
-from clearance.server.auth import requires, service
+from clearance.server.auth import current_service, requires
 from clearance.server.errors import RESPONSES
 from clearance.usecases.artifacts import BuildInfo, Source
 from clearance.usecases.identity import Principal
@@ -30,7 +30,7 @@ from clearance.usecases.releases import record_refusal
 from clearance.usecases.service import LocalService
 
 router = APIRouter(prefix="/api/v1", responses=RESPONSES)
-Svc = Annotated[LocalService, Depends(service)]
+Svc = Annotated[LocalService, Depends(current_service)]
 DIGEST = r"^sha256:[0-9a-f]{64}$"
 DigestPath = Annotated[str, PathParam(pattern=DIGEST, description="sha256:<64 hex digits>")]
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9._ @+-]{1,200}$")

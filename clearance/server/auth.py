@@ -5,10 +5,11 @@ Every refusal (no permission for the role) is recorded in the ledger before the 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from clearance.core.roles import Action, allowed
 from clearance.usecases.identity import Principal, authenticate
@@ -21,6 +22,11 @@ bearer = HTTPBearer(auto_error=False, description="An API token from `clearance 
 def service(request: Request) -> LocalService:
     svc: LocalService = request.app.state.service
     return svc
+
+
+async def current_service(request: Request) -> LocalService:
+    """The route dependency: async, so it costs no threadpool hand-off (it does no I/O)."""
+    return service(request)
 
 
 def principal(
@@ -45,11 +51,16 @@ def principal(
     return found
 
 
-def requires(action: Action) -> Callable[..., Principal]:
-    def check(request: Request, who: Principal = Depends(principal)) -> Principal:  # noqa: B008
+def requires(action: Action) -> Callable[..., Awaitable[Principal]]:
+    async def check(
+        request: Request,
+        who: Principal = Depends(principal),  # noqa: B008
+    ) -> Principal:
+        # async: the common (allowed) path does no I/O, so it needs no threadpool hand-off.
         if not allowed(who.role, action):
             reason = f"role {who.role.value} may not {action.value}"
-            record_refusal(
+            await run_in_threadpool(
+                record_refusal,
                 service(request).instance,
                 actor=who.name,
                 action=f"{request.method} {request.url.path}",
