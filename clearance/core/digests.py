@@ -18,10 +18,6 @@ def digest_bytes(data: bytes) -> Digest:
     return Digest("sha256:" + hashlib.sha256(data).hexdigest())
 
 
-def digest_from_hex(hexdigest: str) -> Digest:
-    return parse_digest("sha256:" + hexdigest)
-
-
 def parse_digest(text: str, *, where: str | None = None) -> Digest:
     """Validate a digest given by a person; tags and versions are refused on purpose."""
     value = text.strip()

@@ -7,7 +7,7 @@ provenance (another commit, branch, build or builder) is a conflict that names t
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,16 +69,21 @@ def dependencies_at(repo: GitRepo, commit: str) -> list[dict[str, Any]]:
     return found
 
 
+def registration(entries: Sequence[Entry], digest: Digest) -> Entry:
+    """The registration among an artifact's entries; an unregistered digest is NotFoundError."""
+    for entry in entries:
+        if entry.kind == REGISTERED:
+            return entry
+    raise NotFoundError(
+        f"no artifact {digest} is registered",
+        hint="register it first with `clearance artifact register`",
+    )
+
+
 def find_artifact(instance: Instance, digest: Digest, within: Appender | None = None) -> Entry:
     """The artifact's registration; ``within`` an append, as seen under the write lock."""
     finder = within.find if within is not None else instance.ledger.find
-    found = finder(subject=digest, kinds=[REGISTERED])
-    if not found:
-        raise NotFoundError(
-            f"no artifact {digest} is registered",
-            hint="register it first with `clearance artifact register`",
-        )
-    return found[0]
+    return registration(finder(subject=digest, kinds=[REGISTERED]), digest)
 
 
 def _differences(existing: Mapping[str, Any], proposed: Mapping[str, Any]) -> list[str]:

@@ -20,7 +20,7 @@ from clearance.core.digests import Digest
 from clearance.core.evidence import ReportFormat
 from clearance.errors import InputError
 from clearance.store.ledger import Entry
-from clearance.usecases.artifacts import find_artifact
+from clearance.usecases.artifacts import find_artifact, registration
 from clearance.usecases.instance import Instance
 
 ATTESTED = "evidence.attested"
@@ -95,14 +95,16 @@ def _media_type(fmt: ReportFormat) -> str:
 
 
 def list_evidence(instance: Instance, digest: Digest) -> list[Entry]:
-    find_artifact(instance, digest)
-    return instance.ledger.find(subject=digest, kinds=[ATTESTED])
+    entries = instance.ledger.about(digest)
+    registration(entries, digest)
+    return [e for e in entries if e.kind == ATTESTED]
 
 
 def envelopes(instance: Instance, digest: Digest) -> Iterator[dict[str, Any]]:
     """Every DSSE envelope about the artifact, provenance first, as stored (for .intoto.jsonl)."""
-    find_artifact(instance, digest)
-    for entry in instance.ledger.find(subject=digest):
+    entries = instance.ledger.about(digest)
+    registration(entries, digest)
+    for entry in entries:
         blob = entry.data.get("blobs", {}).get("envelope")
         if blob:
             yield json.loads(instance.blobs.read_bytes(Digest(blob)))

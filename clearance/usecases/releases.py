@@ -20,10 +20,10 @@ from clearance.core.envconfig import check_config
 from clearance.core.gates import BREAK_GLASS, ControlResult, Decision, decide
 from clearance.core.policy import Policy
 from clearance.core.release import ApprovalFact, EvidenceFact, PromotionFact, ReleaseFacts
-from clearance.errors import ConflictError, InputError, NotFoundError, RefusedError
+from clearance.errors import ConflictError, InputError, RefusedError
 from clearance.files import NamedText
 from clearance.store.ledger import Appender, Entry
-from clearance.usecases.artifacts import REGISTERED
+from clearance.usecases.artifacts import registration
 from clearance.usecases.classification import stored_policy
 from clearance.usecases.evidence import ATTESTED
 from clearance.usecases.instance import Instance
@@ -46,13 +46,7 @@ def _facts(
     instance: Instance, digest: Digest, within: Appender | None
 ) -> tuple[ReleaseFacts, Policy | None]:
     entries = within.find(subject=digest) if within is not None else instance.ledger.about(digest)
-    registered = [e for e in entries if e.kind == REGISTERED]
-    if not registered:
-        raise NotFoundError(
-            f"no artifact {digest} is registered",
-            hint="register it first with `clearance artifact register`",
-        )
-    reg = registered[0].data
+    reg = registration(entries, digest).data
     classification = (
         Classification.from_json(reg["classification"]) if reg.get("classification") else None
     )
