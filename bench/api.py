@@ -74,7 +74,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 # After the path is set:
-from bench.common import print_table, progress_bar, verdict  # noqa: E402
+from bench.common import git, print_table, progress_bar, verdict  # noqa: E402
 from clearance.core.approvals import Meaning  # noqa: E402
 from clearance.core.digests import Digest  # noqa: E402
 from clearance.core.roles import Role  # noqa: E402
@@ -97,15 +97,6 @@ DEPLOYER = "deploy-bot@example.org"
 APPROVERS = ("alice@example.org", "carol@example.org")  # the policy's two roles
 ORIGIN = "bench.clearance.local/api"
 AUTHOR = "dana@example.org"
-GIT_ENV = {
-    **os.environ,
-    "GIT_AUTHOR_NAME": "Dana Developer",
-    "GIT_AUTHOR_EMAIL": AUTHOR,
-    "GIT_COMMITTER_NAME": "Dana Developer",
-    "GIT_COMMITTER_EMAIL": AUTHOR,
-    "GIT_CONFIG_GLOBAL": os.devnull,  # no hooks, signing or templates from whoever runs this
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
 FILES = {
     "README.md": "# Clinical platform\n",
     "docs/runbooks/orders.md": "# Orders runbook\n\nRollback: redeploy the previous digest.\n",
@@ -118,13 +109,6 @@ SETUP_TYPES = ("unit-tests", "integration-tests", "contract-tests", "sast", "sca
 JUNIT_TYPES = ("unit-tests", "integration-tests")
 
 # -- the instance -----------------------------------------------------------------------------
-
-
-def git(repo: Path, *args: str) -> str:
-    proc = subprocess.run(
-        ["git", "-C", str(repo), *args], capture_output=True, text=True, env=GIT_ENV, check=True
-    )
-    return proc.stdout.strip()
 
 
 def build_repository(root: Path) -> tuple[str, str]:

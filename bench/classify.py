@@ -51,7 +51,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 # After the path is set:
-from bench.common import print_table, progress_bar, verdict  # noqa: E402
+from bench.common import GIT_ENV, print_table, progress_bar, verdict  # noqa: E402
+from bench.common import git as _git  # noqa: E402
 from clearance.core.classify import ChangeSet, Classification, classify  # noqa: E402
 from clearance.usecases import classification as classification_module  # noqa: E402
 from clearance.usecases.classification import classify_change, policy_at  # noqa: E402
@@ -60,16 +61,10 @@ from clearance.vcs.git import GitRepo  # noqa: E402
 GOAL = 2.0
 BASE_FILES = 12_500  # the base tree; the head changes --files of them (some deleted, some new)
 
-GIT_ENV = {
-    **os.environ,
-    "GIT_AUTHOR_NAME": "Dana Developer",
-    "GIT_AUTHOR_EMAIL": "dana@example.org",
-    "GIT_COMMITTER_NAME": "Dana Developer",
-    "GIT_COMMITTER_EMAIL": "dana@example.org",
+CLASSIFY_GIT_ENV = {
+    **GIT_ENV,
     "GIT_AUTHOR_DATE": "2026-03-02T09:00:00+00:00",
     "GIT_COMMITTER_DATE": "2026-03-02T09:00:00+00:00",
-    "GIT_CONFIG_GLOBAL": os.devnull,  # no hooks, signing or templates from whoever runs this
-    "GIT_CONFIG_NOSYSTEM": "1",
     "GIT_CONFIG_COUNT": "1",  # no background gc racing the build or the timings
     "GIT_CONFIG_KEY_0": "gc.auto",
     "GIT_CONFIG_VALUE_0": "0",
@@ -359,10 +354,7 @@ def expected_tier(signals: set[str], services: set[str]) -> tuple[str, list[str]
 
 
 def git(repo: Path, *args: str) -> str:
-    proc = subprocess.run(
-        ["git", "-C", str(repo), *args], capture_output=True, env=GIT_ENV, check=True
-    )
-    return proc.stdout.decode().strip()
+    return _git(repo, *args, env=CLASSIFY_GIT_ENV)
 
 
 @dataclass
@@ -415,7 +407,7 @@ def build_repository(root: Path, changes: int, progress: Progress) -> Built:
     subprocess.run(
         ["git", "-C", str(root), "commit", "-q", "-m", "Release train 2026.03: dose rules, portal"],
         capture_output=True,
-        env={**GIT_ENV, **env},
+        env={**CLASSIFY_GIT_ENV, **env},
         check=True,
     )
     head = git(root, "rev-parse", "HEAD")

@@ -7,7 +7,10 @@ figures; each script owns what it measures.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import (
@@ -48,3 +51,21 @@ def print_table(rows: Sequence[Sequence[str]], header: Sequence[str] = RESULT_HE
     print(line.format(*("-" * w for w in widths)).rstrip())
     for row in rows:
         print(line.format(*row).rstrip())
+
+
+#: A fixed author and no user or system git configuration (hooks, signing, templates).
+GIT_ENV = {
+    **os.environ,
+    "GIT_AUTHOR_NAME": "Dana Developer",
+    "GIT_AUTHOR_EMAIL": "dana@example.org",
+    "GIT_COMMITTER_NAME": "Dana Developer",
+    "GIT_COMMITTER_EMAIL": "dana@example.org",
+    "GIT_CONFIG_GLOBAL": os.devnull,
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+
+def git(repo: Path, *args: str, env: Mapping[str, str] = GIT_ENV) -> str:
+    """Run git in ``repo`` for a benchmark's repository; its stdout, stripped."""
+    proc = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, env=env, check=True)
+    return proc.stdout.decode().strip()

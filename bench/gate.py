@@ -42,7 +42,6 @@ import json
 import os
 import pstats
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -57,7 +56,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 # After the path is set:
-from bench.common import print_table, progress_bar, verdict  # noqa: E402
+from bench.common import git, print_table, progress_bar, verdict  # noqa: E402
 from clearance.core.approvals import Meaning  # noqa: E402
 from clearance.core.digests import Digest  # noqa: E402
 from clearance.core.gates import Decision, decide  # noqa: E402
@@ -75,15 +74,6 @@ CI = "ci-release-bot@example.org"
 DEPLOYER = "deploy-bot@example.org"
 ORIGIN = "bench.clearance.local/gate"
 AUTHOR = "dana@example.org"  # the change's author: never an approver
-GIT_ENV = {
-    **os.environ,
-    "GIT_AUTHOR_NAME": "Dana Developer",
-    "GIT_AUTHOR_EMAIL": AUTHOR,
-    "GIT_COMMITTER_NAME": "Dana Developer",
-    "GIT_COMMITTER_EMAIL": AUTHOR,
-    "GIT_CONFIG_GLOBAL": os.devnull,  # no hooks, signing or templates from whoever runs this
-    "GIT_CONFIG_NOSYSTEM": "1",
-}
 
 #: A small clinical repository: an orders service (rules, patient model, migrations, tests) and
 #: a portal (help copy, locales).
@@ -251,13 +241,6 @@ class Reports:
 
 
 # -- the release ------------------------------------------------------------------------------
-
-
-def git(repo: Path, *args: str) -> str:
-    proc = subprocess.run(
-        ["git", "-C", str(repo), *args], capture_output=True, text=True, env=GIT_ENV, check=True
-    )
-    return proc.stdout.strip()
 
 
 def approvers(count: int) -> tuple[list[str], list[str]]:
