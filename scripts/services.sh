@@ -23,6 +23,21 @@ else
   echo "PostgreSQL is not reachable on 127.0.0.1:5432 (its tests fail under CI=true, skip otherwise)"
 fi
 
+# The rollout tests run the production router (nginx) and a real Prometheus server, both from
+# Debian's packages; the tests start their own instances on free loopback ports.
+missing=""
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing="$missing nginx-light"
+command -v prometheus >/dev/null 2>&1 || missing="$missing prometheus"
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "installing$missing from the Debian packages for the rollout tests"
+    { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing >/dev/null; } \
+      || echo "could not install$missing: those tests fail under CI=true, skip otherwise"
+  else
+    echo "missing$missing (apt-get install as root): those tests fail under CI=true, skip otherwise"
+  fi
+fi
+
 # The browser tests drive Debian's Chromium through Playwright (`playwright install` cannot
 # download a browser here). Installed once; a no-op when /usr/bin/chromium is already there.
 if [ ! -x /usr/bin/chromium ]; then
