@@ -39,6 +39,7 @@ bench: install-test services
 	$(BIN)/python bench/classify.py
 	$(BIN)/python bench/gate.py
 	$(BIN)/python bench/judge.py
+	$(BIN)/python bench/rollback.py
 	$(BIN)/python bench/api.py
 
 clean:

@@ -17,6 +17,7 @@ from clearance.cli import (
     ledger,
     policy,
     releases,
+    rollouts,
     server,
     setup,
 )
@@ -58,6 +59,7 @@ def root(
 
 setup.register(app)
 policy.register(app)
+rollouts.register(app)
 artifacts.register(app)
 releases.register(app)
 server.register(app)

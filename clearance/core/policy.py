@@ -28,6 +28,18 @@ from celpy.celparser import CELParseError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from clearance.core.digests import Digest, digest_bytes
+from clearance.core.judgeconfig import JudgeConfig, config_from_data
+from clearance.core.rollout import (
+    Analysis,
+    DeployTarget,
+    Duration,
+    Requires,
+    RolloutRule,
+    Strategy,
+    Tenant,
+    check_specifier,
+    query_problem,
+)
 from clearance.core.yamlmap import Path, YamlProblem, line_of, load
 from clearance.errors import InputError
 
@@ -87,6 +99,7 @@ class Require(_Model):
 class TierModel(_Model):
     when: str
     require: Require = Require()
+    rollout: RolloutRule | None = None
 
 
 class PathGroup(_Model):
@@ -94,13 +107,25 @@ class PathGroup(_Model):
     runbook: str | None = None
 
 
+class ServiceModel(PathGroup):
+    """A service's paths, and (for rollouts) how it runs: declared, never coded."""
+
+    run: str | None = None
+    health: str = "/healthz"
+    ready_timeout: Duration = 30.0
+    requires: Requires = Requires()
+
+
 class PolicyModel(_Model):
     version: Literal[1]
     environments: tuple[str, ...] = Field(min_length=1)
-    services: dict[str, PathGroup] = {}
+    services: dict[str, ServiceModel] = {}
     signals: dict[str, PathGroup] = {}
     tiers: dict[str, TierModel] = Field(min_length=1)
     roles: dict[str, tuple[str, ...]] = {}
+    tenants: dict[str, Tenant] = {}
+    analysis: dict[str, Analysis] = {}
+    deploy: dict[str, DeployTarget] = {}
 
 
 @dataclass(frozen=True)
@@ -250,6 +275,7 @@ class Policy:
     services: tuple[PathMatcher, ...]
     signals: tuple[PathMatcher, ...]
     warnings: tuple[Problem, ...] = field(default=())
+    judges: Mapping[str, JudgeConfig] = field(default_factory=dict)  # per analysis name
     _prefilter: tuple[re.Pattern[str] | None, re.Pattern[str] | None, bool] = field(
         default=(None, None, True), repr=False
     )
@@ -297,7 +323,7 @@ def parse_policy(text: str, name: str = "clearance.yaml") -> Policy:
             path = _model_path(path, data)
             problems.append(Problem(path, line_of(lines, path), _pydantic_message(err)))
         raise PolicyError(name, problems) from exc
-    checker = _Checker(model, lines)
+    checker = _Checker(model, lines, name)
     policy = checker.build(name, digest_bytes(text.encode()))
     errors = [p for p in checker.problems if p.severity == "error"]
     if errors:
@@ -323,9 +349,10 @@ def _pydantic_message(err: Any) -> str:
 class _Checker:
     """Semantic checks that need the whole document; collects problems, never stops early."""
 
-    def __init__(self, model: PolicyModel, lines: dict[Path, int]) -> None:
+    def __init__(self, model: PolicyModel, lines: dict[Path, int], name: str) -> None:
         self.model = model
         self.lines = lines
+        self.name = name
         self.problems: list[Problem] = []
 
     def error(
@@ -354,6 +381,10 @@ class _Checker:
                 for i, c in enumerate(tier.require.checklists)
             )
             tiers.append(Tier(tier_name, condition, tier.require, checklists))
+            if tier.rollout is not None:
+                self._rollout((*base, "rollout"), tier.rollout)
+        judges = {n: self._analysis(n, a) for n, a in m.analysis.items()}
+        self._delivery(envs)
         return Policy(
             model=m,
             digest=digest,
@@ -363,10 +394,97 @@ class _Checker:
             signals=signals,
             warnings=tuple(p for p in self.problems if p.severity == "warning"),
             _prefilter=_prefilter((*services, *signals)),
+            judges={n: j for n, j in judges.items() if j is not None},
         )
 
+    def _rollout(self, path: Path, rule: RolloutRule) -> None:
+        steps = {
+            Strategy.CANARY: rule.canary,
+            Strategy.RINGS: rule.rings,
+            Strategy.BLUE_GREEN: (rule.blue_green,) if rule.blue_green else (),
+        }
+        if not steps[rule.strategy]:
+            key = rule.strategy.value.replace("-", "_")
+            self.error((*path, "strategy"), f"is {rule.strategy.value} but {key} is not declared")
+        last = 0
+        for i, step in enumerate(rule.canary):
+            if step.weight <= last:
+                self.error((*path, "canary", i, "weight"), "canary weights must increase")
+            last = step.weight
+        for i, ring in enumerate(rule.rings):
+            if ring.tenants is None and i != len(rule.rings) - 1:
+                self.error((*path, "rings", i), "only the last ring may omit tenants (all)")
+            for t in ring.tenants or ():
+                if t not in self.model.tenants:
+                    self.error(
+                        (*path, "rings", i, "tenants"),
+                        f"unknown tenant {t!r} (tenants: "
+                        f"{', '.join(self.model.tenants) or 'none declared'})",
+                    )
+        if rule.analysis is not None and rule.analysis not in self.model.analysis:
+            self.error(
+                (*path, "analysis"),
+                f"unknown analysis {rule.analysis!r} (declared: "
+                f"{', '.join(self.model.analysis) or 'none'})",
+            )
+
+    def _analysis(self, name: str, analysis: Analysis) -> JudgeConfig | None:
+        path: Path = ("analysis", name)
+        if analysis.source == "prometheus" and not analysis.url:
+            self.error((*path, "url"), "a prometheus source needs its url")
+        if analysis.interval <= 0:
+            self.error((*path, "interval"), "must be longer than 0s")
+        try:
+            judge = config_from_data(analysis.judge_form(), self.name, self.lines, path)
+        except InputError as exc:
+            line = int(exc.where.rsplit(":", 1)[1]) if exc.where else None
+            self.problems.append(Problem((), line, exc.message))
+            return None
+        for spec in judge.specs:
+            query = analysis.queries.get(spec.name)
+            if query is None:
+                self.error(
+                    (*path, "metrics", spec.name),
+                    f"has no query: add queries.{spec.name} saying how to measure it",
+                )
+                continue
+            problem = query_problem(analysis.source, query, spec.kind)
+            if problem:
+                self.error((*path, "queries", spec.name), problem)
+        for extra in set(analysis.queries) - {s.name for s in judge.specs}:
+            self.error((*path, "queries", extra), "is not a metric declared under metrics")
+        return judge
+
+    def _delivery(self, envs: set[str]) -> None:
+        for name, service in self.model.services.items():
+            for key in service.requires.config:
+                if not any(key in t.config for t in self.model.tenants.values()):
+                    self.error(
+                        ("services", name, "requires", "config"),
+                        f"no tenant declares {key!r}: every tenant would be held",
+                        "warning",
+                    )
+            for interface, spec in service.requires.interfaces.items():
+                problem = check_specifier(spec)
+                if problem:
+                    self.error(("services", name, "requires", "interfaces", interface), problem)
+        for env, target in self.model.deploy.items():
+            path: Path = ("deploy", env)
+            if env not in envs:
+                self.error(path, f"unknown environment {env!r}")
+            if target.deployer == "command" and target.commands is None:
+                self.error((*path, "commands"), "the command deployer needs its commands")
+            for svc, port in target.ports.items():
+                if svc not in self.model.services:
+                    self.error((*path, "ports", svc), f"unknown service {svc!r}")
+                if not 1024 <= port <= 65535:
+                    self.error((*path, "ports", svc), "must be a port from 1024 to 65535")
+            for svc in target.env:
+                if svc not in self.model.services:
+                    self.error((*path, "env", svc), f"unknown service {svc!r}")
+
     def _names(self) -> None:
-        for section in ("services", "signals", "tiers", "roles"):
+        for section in ("services", "signals", "tiers", "roles", "tenants", "analysis"):
             for key in getattr(self.model, section):
                 if not _NAME.match(key):
                     self.error((section, key), "names are lower-case words (a-z, 0-9, _ and -)")
@@ -477,7 +595,10 @@ class _Checker:
     def _in_check(self, path: Path, left: Any, right: Any) -> None:
         """``"x" in signals``: x must be a declared signal (same for services)."""
         literals = _string_literals(left)
-        declared = {"signals": self.model.signals, "services": self.model.services}
+        declared: dict[str, Mapping[str, object]] = {
+            "signals": self.model.signals,
+            "services": self.model.services,
+        }
         for collection in _idents(right):
             if collection in declared:
                 for literal in literals:

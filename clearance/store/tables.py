@@ -9,7 +9,9 @@ from __future__ import annotations
 from sqlalchemy import (
     BigInteger,
     Column,
+    Float,
     Index,
+    Integer,
     LargeBinary,
     MetaData,
     String,
@@ -76,4 +78,31 @@ accounts = Table(
     Column("created_at", String(40), nullable=False),
     Column("created_by", String(320), nullable=False),
     Column("disabled_at", String(40), nullable=True),
+)
+
+#: The rollout controller's state, one row per rollout (mutable, unlike the ledger, which gets an
+#: entry for every step, verdict and decision). ``owner``/``lease_until`` is the controller that
+#: drives it: claimed and renewed with a conditional UPDATE, so two controllers never drive the
+#: same rollout. ``request`` is a pending command from a person (pause, resume, promote, abort).
+rollouts = Table(
+    "rollouts",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("env", String(64), nullable=False),
+    Column("service", String(64), nullable=False),
+    Column("digest", String(80), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("version", String(128), nullable=False),
+    Column("stable_digest", String(80), nullable=True),
+    Column("plan", Text, nullable=False),
+    Column("step", Integer, nullable=False),
+    Column("phase", String(16), nullable=False),
+    Column("step_started", Float, nullable=True),
+    Column("reason", Text, nullable=True),
+    Column("request", Text, nullable=True),
+    Column("owner", String(64), nullable=True),
+    Column("lease_until", Float, nullable=True),
+    Column("actor", String(320), nullable=False),
+    Column("created_at", String(40), nullable=False),
+    Column("updated_at", String(40), nullable=False),
 )

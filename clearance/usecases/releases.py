@@ -42,7 +42,7 @@ class GateBlocked(RefusedError):
         self.decision = decision
 
 
-def _facts(
+def release_facts(
     instance: Instance, digest: Digest, within: Appender | None
 ) -> tuple[ReleaseFacts, Policy | None]:
     entries = within.find(subject=digest) if within is not None else instance.ledger.about(digest)
@@ -95,7 +95,7 @@ def _evidence_fact(e: Entry) -> EvidenceFact:
 
 
 def gate(instance: Instance, digest: Digest, env: str) -> Decision:
-    facts, policy = _facts(instance, digest, None)
+    facts, policy = release_facts(instance, digest, None)
     _known_env(policy, env)
     return decide(policy, facts, env)
 
@@ -124,7 +124,7 @@ def approve(
     signature is refused (checked under the write lock, so nothing can slip in between).
     """
     with instance.ledger.appending() as appender:
-        facts, policy = _facts(instance, digest, appender)
+        facts, policy = release_facts(instance, digest, appender)
         if policy is None:
             raise InputError(
                 f"{digest} has no classification, so there is nothing to approve against",
@@ -211,55 +211,88 @@ def promote(
         check_config(config.text, config.name)
         config_text = config.text
     with instance.ledger.appending() as appender:
-        facts, policy = _facts(instance, digest, appender)
+        facts, policy = release_facts(instance, digest, appender)
         _known_env(policy, env)
-        if any(a.actor == actor and a.env == env for a in facts.approvals):
-            raise RefusedError(
-                f"{actor} approved this release for {env} and cannot also promote it there",
-                hint="separation of duties: a deployer or another release manager promotes",
-            )
+        check_promoter(facts, actor, env)
         decision = decide(policy, facts, env)
         if break_glass is not None:
             decision = decision.break_glass(break_glass.strip())
         if not decision.allowed:
             raise GateBlocked(decision)
-        assert policy is not None and decision.tier is not None
-        config_digest = (
-            instance.blobs.put_bytes(config_text.encode()) if config_text is not None else None
-        )
-        vsa = statements.verification_summary(
-            resource=f"{facts.name}@{digest}",
-            verified_at=appender.at,
-            policy_digest=policy.digest,
-            inputs=[
-                {"uri": f"ledger:{e.seq}", "digest": {"sha256": hex_of(Digest(e.report))}}
-                for e in facts.evidence
-            ],
-            passed=True,
-            tier=decision.tier,
-        )
-        envelope = sign_envelope(
-            canonical_json(statements.statement(facts.name, digest, statements.VSA, vsa)),
-            instance.signer,
-        )
-        blobs: dict[str, str] = {"envelope": instance.blobs.put_bytes(canonical_json(envelope))}
-        if config_digest is not None:
-            blobs["config"] = config_digest
-        entry = appender.add(
-            PROMOTED,
-            digest,
-            actor,
-            {
-                "env": env,
-                "name": facts.name,
-                "config": config_digest,
-                "tier": decision.tier,
-                "break_glass": {"reason": break_glass.strip()} if break_glass else None,
-                "decision": decision.to_json(),
-                "blobs": blobs,
-            },
+        entry = record_promotion(
+            instance,
+            appender,
+            facts,
+            policy,
+            decision,
+            actor=actor,
+            config_text=config_text,
+            break_glass=break_glass,
         )
     return Promotion(entry, decision)
+
+
+def check_promoter(facts: ReleaseFacts, actor: str, env: str) -> None:
+    """Separation of duties: whoever approved a release for an environment cannot promote it."""
+    if any(a.actor == actor and a.env == env for a in facts.approvals):
+        raise RefusedError(
+            f"{actor} approved this release for {env} and cannot also promote it there",
+            hint="separation of duties: a deployer or another release manager promotes",
+        )
+
+
+def record_promotion(
+    instance: Instance,
+    appender: Appender,
+    facts: ReleaseFacts,
+    policy: Policy | None,
+    decision: Decision,
+    *,
+    actor: str,
+    config_text: str | None = None,
+    break_glass: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Entry:
+    """Record an allowed promotion with its signed SLSA VSA, inside the caller's write lock."""
+    assert policy is not None and decision.tier is not None
+    digest = Digest(facts.digest)
+    env = decision.env
+    config_digest = (
+        instance.blobs.put_bytes(config_text.encode()) if config_text is not None else None
+    )
+    vsa = statements.verification_summary(
+        resource=f"{facts.name}@{digest}",
+        verified_at=appender.at,
+        policy_digest=policy.digest,
+        inputs=[
+            {"uri": f"ledger:{e.seq}", "digest": {"sha256": hex_of(Digest(e.report))}}
+            for e in facts.evidence
+        ],
+        passed=True,
+        tier=decision.tier,
+    )
+    envelope = sign_envelope(
+        canonical_json(statements.statement(facts.name, digest, statements.VSA, vsa)),
+        instance.signer,
+    )
+    blobs: dict[str, str] = {"envelope": instance.blobs.put_bytes(canonical_json(envelope))}
+    if config_digest is not None:
+        blobs["config"] = config_digest
+    return appender.add(
+        PROMOTED,
+        digest,
+        actor,
+        {
+            "env": env,
+            "name": facts.name,
+            "config": config_digest,
+            "tier": decision.tier,
+            "break_glass": {"reason": break_glass.strip()} if break_glass else None,
+            "decision": decision.to_json(),
+            "blobs": blobs,
+            **(extra or {}),
+        },
+    )
 
 
 def record_refusal(
@@ -299,7 +332,7 @@ def _retro_state(instance: Instance, promotion: Entry) -> str | None:
     if not promotion.data.get("break_glass"):
         return None
     env = promotion.data["env"]
-    facts, policy = _facts(instance, Digest(str(promotion.subject)), None)
+    facts, policy = release_facts(instance, Digest(str(promotion.subject)), None)
     approvals = [c for c in decide(policy, facts, env).controls if c.control == "approvals"]
     return "done" if all(c.satisfied for c in approvals) else "awaiting"
 
@@ -324,7 +357,7 @@ POST_DEPLOY = "post-deploy-verification"
 
 def release_show(instance: Instance, digest: Digest) -> Completeness:
     """The definition of done, computed from the ledger: what is recorded and what is missing."""
-    facts, policy = _facts(instance, digest, None)
+    facts, policy = release_facts(instance, digest, None)
     items: list[tuple[str, bool, str]] = [("artifact hash", True, digest)]
     if policy is None or facts.classification is None:
         items.append(("manifest", False, "registered without a classification (--repo --base)"))
