@@ -114,6 +114,11 @@ def start(
             f"{digest} has no classification, so no tier says how to roll it out",
             hint="register it with --repo and --base",
         )
+    if env not in policy.environments:
+        raise InputError(
+            f"unknown environment {env!r}",
+            hint=f"the policy's environments are {', '.join(policy.environments)}",
+        )
     svc = _service_of(policy, facts.classification, service)
     spec = delivery.service_spec(policy, env, svc)  # refuses a service that cannot run
     if deployer is None:
@@ -556,12 +561,13 @@ class Controller:
             reasons = "; ".join(f"{c.control}: {c.detail}" for c in blocked.blockers)
             return self._abort(ctx, r, f"the gate no longer allows it: {reasons}", self.now())
         try:
+            # The final step's routes are in place (applied without a lease): all traffic on
+            # the canary, held tenants pinned to stable. Without holds, the canary is stable now.
+            final = r.plan.steps[-1]
+            if ctx.leases and final.bake > 0:  # it baked under a lease: make the split lasting
+                ctx.deployer.route(r.service, Routes(final.weights, final.tenants), lease=None)
             if not held:
-                ctx.deployer.route(r.service, Routes.only(CANARY), lease=None)
                 ctx.deployer.promote(r.service, CANARY)
-            else:
-                step = r.plan.steps[-1]
-                ctx.deployer.route(r.service, Routes(step.weights, step.tenants), lease=None)
         except DeployError as exc:
             self._emit("error", r, {"message": exc.message})
         done = self._load(r.id)

@@ -45,7 +45,7 @@ deploy:
     deployer: local
     router: {router}
     ports: {{clinic: {port}}}
-    env: {{clinic: {{CLINIC_TIMEOUT_RATE: "0.008"}}}}
+    env: {{clinic: {{CLINIC_TIMEOUT_RATE: "0.002"}}}}
 tiers:
   standard:
     when: 'true'

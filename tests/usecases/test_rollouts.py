@@ -16,7 +16,6 @@ from clearance.errors import ConflictError, InputError
 from clearance.settings import Settings
 from clearance.store import rollouts as store
 from clearance.usecases import rollouts
-from clearance.usecases.delivery import deploy_dir
 from clearance.usecases.instance import Instance, init
 from clearance.usecases.ledger import verify_ledger
 from clearance.usecases.releases import status
@@ -32,7 +31,8 @@ def home(tmp_path: Path) -> Iterator[Instance]:
     finally:
         from clearance.deploy.local.client import LocalDeployer
 
-        LocalDeployer(deploy_dir(instance, "staging"), ports={}).stop()
+        for env in (instance.settings.home / "deploy").glob("*"):
+            LocalDeployer(env, ports={}).stop()  # whatever agent a test left, in any env
         instance.close()
 
 
