@@ -1,14 +1,18 @@
-"""The demo's story: three changes to a sample clinical repository, governed from commit to prod.
+"""The demo's story: three changes to a sample clinical repository, governed from commit to prod,
+then a clinical service delivered progressively.
 
 In order: create an instance and the sample repository (with its ``clearance.yaml``); govern a
 UI copy fix (low tier), an infrastructure change (medium, first blocked by SAST) and a
 medication-rule change touching PHI (high) through dev, staging and prod (:mod:`.changes`); show
-where each digest runs and whether each release is complete; export a witness checkpoint and
-verify the ledger against it; show verification naming a record edited behind Clearance's back;
+where each digest runs and whether each release is complete; roll out a running clinic service
+(:mod:`.delivery`): a faulty version aborted in its canary, a rollback drill, the fixed version
+ring by ring with a tenant held; export a witness checkpoint and verify the ledger, rollout
+entries included, against it; show verification naming a record edited behind Clearance's back;
 end with where the state lives and the commands to explore it.
 
 Every step calls the library functions the CLI calls and prints the command a user would type.
-Real tools produce the evidence: pytest (JUnit), bandit (SARIF), cyclonedx-py (CycloneDX).
+Real tools produce the evidence: pytest (JUnit), bandit (SARIF), cyclonedx-py (CycloneDX); real
+processes serve the clinic, behind the local deployer's router, under synthetic traffic.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from rich.table import Table
 from clearance.core.digests import Digest
 from clearance.demo import sample
 from clearance.demo.changes import Shipped, copy_fix, infrastructure, medication
+from clearance.demo.delivery import Delivered, progressive_delivery
 from clearance.demo.narrate import Story, commands, completeness_table, short
 from clearance.demo.pipeline import Pipeline
 from clearance.demo.reports import check_tools
@@ -47,6 +52,8 @@ class DemoResult:
     releases: dict[str, Digest]
     #: The infrastructure build the SAST gate kept out of staging.
     blocked: Digest
+    #: The progressive-delivery chapter: the clinic's builds, rollouts and drill.
+    delivery: Delivered
     witness: Path
     ledger_size: int
     seconds: float
@@ -59,7 +66,10 @@ def run_demo(workdir: Path, console: Console) -> DemoResult:
     home = workdir / "home"
     repo_dir = workdir / "clinic-repo"
     settings = Settings.from_env({}, home=home)
-    console.rule("[bold]Clearance demo: three changes to a clinical repository, commit to prod")
+    console.rule(
+        "[bold]Clearance demo: three changes to a clinical repository, commit to prod; "
+        "a clinic service rolled out progressively"
+    )
 
     story.section("Setup")
     story.step(
@@ -81,6 +91,7 @@ def run_demo(workdir: Path, console: Console) -> DemoResult:
         high = medication(pipeline, medium.head)
         shipped = [low, medium, high]
         _where_things_run(story, pipeline, shipped)
+        delivered = progressive_delivery(story, instance, workdir)
         witness = workdir / "witness-checkpoint.txt"
         _checkpoint_and_verify(story, instance, witness)
         _tamper(story, instance, settings, workdir)
@@ -92,12 +103,13 @@ def run_demo(workdir: Path, console: Console) -> DemoResult:
     story.section(f"Done in {seconds:.1f} s")
     console.print(
         f"State lives in [bold]{home}[/]: the SQLite ledger (clearance.db), content-addressed "
-        "evidence blobs (blobs/) and the signing key (keys/).",
+        "evidence blobs (blobs/), the signing key (keys/) and the local deployer's state "
+        "(deploy/prod/; its agent is stopped).",
         highlight=False,
     )
     console.print(
-        f"The sample repository is {repo_dir}; reports are in {workdir / 'reports'}, "
-        f"environment configurations in {workdir / 'config'}.",
+        f"The sample repositories are {repo_dir} and {delivered.repo}; reports are in "
+        f"{workdir / 'reports'}, environment configurations in {workdir / 'config'}.",
         highlight=False,
     )
     commands(
@@ -109,6 +121,8 @@ def run_demo(workdir: Path, console: Console) -> DemoResult:
             f"clearance --home {home} release show {high.digest}",
             f"clearance --home {home} evidence list {high.digest}",
             f"clearance --home {home} attestations {high.digest}",
+            f"clearance --home {home} rollout status --env prod",
+            f"clearance --home {home} evidence list {delivered.releases['1.4.2']}",
             f"clearance --home {home} ledger verify --against {witness}",
             f"clearance classify --repo {repo_dir} --base {medium.head[:12]} "
             f"--head {high.head[:12]}",
@@ -121,6 +135,7 @@ def run_demo(workdir: Path, console: Console) -> DemoResult:
         digest=high.digest,
         releases={s.tier: s.digest for s in shipped},
         blocked=medium.blocked,
+        delivery=delivered,
         witness=witness,
         ledger_size=size,
         seconds=seconds,
