@@ -36,8 +36,9 @@ In ``clearance.yaml`` (all optional; a policy without them still governs promoti
           scale_down_delay: 30s
 
 A tenant whose declared configuration or interface version does not meet the service's
-``requires``, or that carries a ``hold``, is *held*: pinned to the stable version at every step,
-with the reason shown, never silently skipped.
+``requires``, or that carries a ``hold``, is *held*: pinned to the version it runs at every step,
+with the reason shown, never silently skipped. When the rollout completes, held tenants stay on
+the previous version in the ``held`` slot; later rollouts leave them there until the hold ends.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 from clearance.core.judge import Kind
 from clearance.core.metrics import BuiltinQuery, PromQuery
 
-STABLE, BASELINE, CANARY = "stable", "baseline", "canary"
+STABLE, BASELINE, CANARY, HELD = "stable", "baseline", "canary", "held"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
@@ -265,6 +266,7 @@ class Plan:
     held: Mapping[str, str] = field(default_factory=dict)  # tenant -> why it is held
     analysis: str | None = None
     scale_down_delay: float = 30.0
+    resting: Mapping[str, str] = field(default_factory=dict)  # pins kept when all goes to stable
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -273,6 +275,7 @@ class Plan:
             "held": dict(self.held),
             "analysis": self.analysis,
             "scale_down_delay": self.scale_down_delay,
+            "resting": dict(self.resting),
         }
 
     @classmethod
@@ -283,6 +286,7 @@ class Plan:
             dict(data.get("held", {})),
             data.get("analysis"),
             float(data.get("scale_down_delay", 30.0)),
+            dict(data.get("resting", {})),
         )
 
 
@@ -300,9 +304,13 @@ def plan_rollout(
     requires: Requires,
     *,
     has_stable: bool,
+    held_on: Mapping[str, str] | None = None,
 ) -> Plan:
     """The steps a rollout takes. Without a version already serving there is nothing to compare
-    against: the first deployment is one step straight to 100%."""
+    against: the first deployment is one step straight to 100%.
+
+    ``held_on`` says which tenants already run the ``held`` slot (a previous version); a tenant
+    still held stays there, one newly held stays on stable."""
     if not has_stable:
         return Plan(INITIAL, (Step("initial deployment", {CANARY: 100}),))
     if rule is None:
@@ -313,7 +321,8 @@ def plan_rollout(
         for name, tenant in tenants.items()
         if (problems := tenant_problems(name, tenant, requires))
     }
-    pins = dict.fromkeys(held, STABLE)
+    pins = {t: (HELD if (held_on or {}).get(t) == HELD else STABLE) for t in held}
+    resting = {t: s for t, s in pins.items() if s == HELD}
     analyse = rule.analysis is not None
     steps: list[Step] = []
     if chosen is Strategy.CANARY:
@@ -349,9 +358,9 @@ def plan_rollout(
         steps.append(
             Step("switch", {CANARY: 100}, pins, bake, analyse and bake > 0, compare_before=True)
         )
-        return Plan(chosen.value, tuple(steps), held, rule.analysis, rule.scale_down_delay)
-    steps.append(Step("100%", {CANARY: 100}, pins))
-    return Plan(chosen.value, tuple(steps), held, rule.analysis, rule.scale_down_delay)
+    if not steps or not steps[-1].final:
+        steps.append(Step("100%", {CANARY: 100}, pins))
+    return Plan(chosen.value, tuple(steps), held, rule.analysis, rule.scale_down_delay, resting)
 
 
 def _nonzero(weights: Mapping[str, int]) -> dict[str, int]:

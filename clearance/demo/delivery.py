@@ -341,7 +341,7 @@ class _Chapter:
             f"while it baked, 1.4.3 answered {baked['requests']} requests, {baked['5xx']} of them "
             "with an error"
         )
-        say = self.story.good if after == 0 and stable == total else self.story.bad
+        say = self.story.good if after == 0 and stable > 0 else self.story.bad
         say(
             f"in the {QUIET:g} s after the abort: {total} requests, {stable} answered by 1.4.2 "
             f"(stable), {after} by the canary"

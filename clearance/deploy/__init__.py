@@ -8,8 +8,9 @@ Vocabulary, shared by every deployer:
 
 - a *service* is one declared in ``clearance.yaml`` (``services.orders.run``...);
 - a *slot* is one running version of a service: ``stable`` (what serves now), ``baseline`` (a
-  fresh copy of stable started beside the canary, so the judge compares like with like) and
-  ``canary`` (the new version);
+  fresh copy of stable started beside the canary, so the judge compares like with like),
+  ``canary`` (the new version) and ``held`` (the previous version, kept for tenants that are held
+  back from the current one: a hold or an unmet prerequisite);
 - :class:`Routes` say which slot gets which share of requests and which tenants are pinned to a
   slot (ring rollouts). Weights are whole percent and sum to 100. A request carrying the tenant
   header (``X-Tenant``) of a pinned tenant goes to that slot; every other request is split by
@@ -27,6 +28,7 @@ from clearance.errors import InfrastructureError
 __all__ = [
     "BASELINE",
     "CANARY",
+    "HELD",
     "SLOTS",
     "STABLE",
     "TENANT_HEADER",
@@ -41,7 +43,8 @@ __all__ = [
 STABLE = "stable"
 BASELINE = "baseline"
 CANARY = "canary"
-SLOTS = (STABLE, BASELINE, CANARY)
+HELD = "held"
+SLOTS = (STABLE, BASELINE, CANARY, HELD)
 TENANT_HEADER = "X-Tenant"
 
 
@@ -119,8 +122,8 @@ class Deployer(Protocol):
 
     def route(self, service: str, routes: Routes, *, lease: float | None = None) -> None:
         """Apply a traffic split atomically. With ``lease`` (seconds), a router that supports it
-        returns all traffic to ``stable`` by itself unless the split is renewed in time: a split
-        is never left with nobody watching."""
+        returns all traffic to ``stable`` by itself unless the split is renewed in time (tenants
+        pinned to ``held`` stay there): a split is never left with nobody watching."""
         ...
 
     def scale_down(self, service: str, slot: str) -> None:
@@ -133,4 +136,8 @@ class Deployer(Protocol):
 
     def slots(self, service: str) -> dict[str, SlotState]:
         """What runs now, by slot."""
+        ...
+
+    def routes(self, service: str) -> Routes | None:
+        """The traffic split in force now (None: the service takes no traffic yet)."""
         ...

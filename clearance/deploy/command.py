@@ -56,6 +56,7 @@ class CommandDeployer:
             "tenants": json.dumps(dict(routes.tenants), sort_keys=True),
         }
         self._run("route", self.commands.route, values)
+        self._remember_routes(service, routes)
 
     def scale_down(self, service: str, slot: str) -> None:
         self._run("scale_down", self.commands.scale_down, {"service": service, "slot": slot})
@@ -70,6 +71,11 @@ class CommandDeployer:
                 slots[STABLE] = {**slots.pop(slot), "slot": STABLE}
 
         self._remember(service, swap)
+
+    def routes(self, service: str) -> Routes | None:
+        path = self.state_dir / "routes.json"
+        found = json.loads(path.read_text()).get(service) if path.exists() else None
+        return Routes(found["weights"], found["tenants"]) if found else None
 
     def slots(self, service: str) -> dict[str, SlotState]:
         return {
@@ -117,6 +123,13 @@ class CommandDeployer:
             return {}
         data: dict[str, dict[str, Any]] = json.loads(path.read_text())
         return data
+
+    def _remember_routes(self, service: str, routes: Routes) -> None:
+        path = self.state_dir / "routes.json"
+        known = json.loads(path.read_text()) if path.exists() else {}
+        known[service] = routes.to_json()
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        write_text(path, json.dumps(known, indent=1, sort_keys=True))
 
     def _remember(self, service: str, edit: Any) -> None:
         state = self._state()

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from clearance.core.digests import Digest
-from clearance.core.rollout import CANARY, STABLE
+from clearance.core.rollout import CANARY, HELD, STABLE
 from clearance.deploy import Deployer, DeployError, Routes, ServiceSpec, SlotSpec
 from clearance.errors import NotFoundError
 from clearance.store import rollouts as store
@@ -156,16 +156,19 @@ def _exercise(
     reg: Mapping[str, Any],
     report: dict[str, Any],
 ) -> None:
-    """Start ``target`` in the canary slot, switch all traffic to it and back, timing both."""
+    """Start ``target`` in the canary slot, switch all traffic to it and back, timing both.
+    Tenants held on a previous version stay where they are throughout."""
+    before = deployer.routes(service) or Routes.only(STABLE)
+    held = {t: s for t, s in before.tenants.items() if s == HELD}
     try:
         artifact = delivery.artifact_file(instance, env, Digest(target), reg["name"])
         version = rollouts.version_of(reg, target)
         deployer.deploy(spec, SlotSpec(CANARY, target, version, str(artifact)))
         t0 = time.monotonic()
-        deployer.route(service, Routes.only(CANARY), lease=10.0)
+        deployer.route(service, Routes({CANARY: 100}, held), lease=10.0)
         switched = time.monotonic() - t0
         t1 = time.monotonic()
-        deployer.route(service, Routes.only(STABLE), lease=None)
+        deployer.route(service, before, lease=None)
         restored = time.monotonic() - t1
         deployer.scale_down(service, CANARY)
         report.update(
@@ -174,6 +177,6 @@ def _exercise(
     except DeployError as exc:
         report.update(passed=False, error=exc.message)
         try:
-            deployer.route(service, Routes.only(STABLE), lease=None)
+            deployer.route(service, before, lease=None)
         except DeployError as again:
             report["restore_error"] = again.message

@@ -37,6 +37,7 @@ from clearance.core.policy import Policy
 from clearance.core.rollout import (
     BASELINE,
     CANARY,
+    HELD,
     STABLE,
     Analysis,
     Next,
@@ -48,7 +49,7 @@ from clearance.core.rollout import (
     after_verdict,
     plan_rollout,
 )
-from clearance.deploy import Deployer, DeployError, Routes, ServiceSpec, SlotSpec
+from clearance.deploy import Deployer, DeployError, Routes, ServiceSpec, SlotSpec, SlotState
 from clearance.errors import ConflictError, Error, InputError, NotFoundError, RefusedError
 from clearance.judge.samples import format_samples
 from clearance.metrics import Collected, MetricSource, Target, Window
@@ -123,9 +124,11 @@ def start(
     spec = delivery.service_spec(policy, env, svc)  # refuses a service that cannot run
     if deployer is None:
         with delivery.opened(delivery.deployer_for(instance, policy, env)) as own:
-            serving = own.slots(svc).get(STABLE)
+            running, current = own.slots(svc), own.routes(svc)
     else:
-        serving = deployer.slots(svc).get(STABLE)
+        running, current = deployer.slots(svc), deployer.routes(svc)
+    serving = running.get(STABLE)
+    held_on = {t: s for t, s in (current.tenants if current else {}).items() if s == HELD}
     with instance.ledger.appending() as appender:
         facts, policy = release_facts(instance, digest, appender)
         assert policy is not None
@@ -152,11 +155,19 @@ def start(
                 policy.model.tenants,
                 declared.requires,
                 has_stable=serving is not None,
+                held_on=held_on,
             )
         except PlanError as exc:
             raise InputError(str(exc), hint=f"tier {decision.tier} in {policy.name}") from exc
+        _one_held_version(plan, running, serving.digest if serving else None)
         if fast:
-            plan = Plan(ROLLBACK, (Step("switch", {CANARY: 100}),))
+            final = plan.steps[-1]
+            plan = Plan(
+                ROLLBACK,
+                (Step("switch", {CANARY: 100}, final.tenants),),
+                plan.held,
+                resting=plan.resting,
+            )
         if plan.analysis is None and any(s.analyse for s in plan.steps):
             raise InputError("steps that bake need an analysis to judge them")
         reg = find_artifact(instance, digest, appender).data
@@ -199,6 +210,19 @@ def start(
             },
         )
     return rollout
+
+
+def _one_held_version(plan: Plan, running: Mapping[str, SlotState], stable: str | None) -> None:
+    """Held tenants share one previous version: newly held ones would need stable's version
+    kept, while the held slot already keeps an older one for others."""
+    newly = sorted(t for t, s in plan.steps[-1].tenants.items() if s == STABLE)
+    kept = running.get(HELD)
+    if newly and kept is not None and plan.resting and kept.digest != stable:
+        raise ConflictError(
+            f"{', '.join(newly)} would be held on the current version while "
+            f"{', '.join(sorted(plan.resting))} are held on an older one ({kept.version})",
+            hint="one held version at a time: end a hold, or meet the prerequisite, first",
+        )
 
 
 def _service_of(policy: Policy, cls: Classification, service: str | None) -> str:
@@ -429,7 +453,7 @@ class Controller:
         """A paused rollout's traffic goes back to stable: nobody watches a paused split."""
         if r.stable_digest is not None:
             try:
-                ctx.deployer.route(r.service, Routes.only(STABLE), lease=None)
+                ctx.deployer.route(r.service, _resting(r), lease=None)
             except DeployError as exc:
                 self._emit("error", r, {"message": exc.message})
 
@@ -513,7 +537,7 @@ class Controller:
         switched, problem = None, None
         try:
             if r.stable_digest is not None:
-                ctx.deployer.route(r.service, Routes.only(STABLE), lease=None)
+                ctx.deployer.route(r.service, _resting(r), lease=None)
                 switched = self.now() - decided_at
         except DeployError as exc:
             problem = exc.message
@@ -560,21 +584,35 @@ class Controller:
         if blocked is not None:
             reasons = "; ".join(f"{c.control}: {c.detail}" for c in blocked.blockers)
             return self._abort(ctx, r, f"the gate no longer allows it: {reasons}", self.now())
+        final = r.plan.steps[-1]
         try:
-            # The final step's routes are in place (applied without a lease): all traffic on
-            # the canary, held tenants pinned to stable. Without holds, the canary is stable now.
-            final = r.plan.steps[-1]
-            if ctx.leases and final.bake > 0:  # it baked under a lease: make the split lasting
-                ctx.deployer.route(r.service, Routes(final.weights, final.tenants), lease=None)
-            if not held:
-                ctx.deployer.promote(r.service, CANARY)
+            # All traffic is on the canary; tenants held on stable must keep that version, so
+            # it is started in the held slot and they move there before the canary is promoted.
+            pins = dict(final.tenants)
+            keep = [t for t, s in pins.items() if s == STABLE]
+            if keep and r.stable_digest is not None:
+                self._hold(ctx, r, Digest(r.stable_digest))
+                pins.update(dict.fromkeys(keep, HELD))
+            if keep or (ctx.leases and final.bake > 0):  # lasting, without a lease
+                ctx.deployer.route(r.service, Routes(final.weights, pins), lease=None)
+            ctx.deployer.promote(r.service, CANARY)
         except DeployError as exc:
             self._emit("error", r, {"message": exc.message})
         done = self._load(r.id)
         self._emit("completed", done, {"held": held})
-        if not held:
-            self._scale_down(ctx, done, (BASELINE,))
+        unused = (BASELINE,) if held else (BASELINE, HELD)
+        self._scale_down(ctx, done, unused)
         return done
+
+    def _hold(self, ctx: _Context, r: Rollout, digest: Digest) -> None:
+        """Run ``digest`` in the held slot (unless it already does)."""
+        kept = ctx.deployer.slots(r.service).get(HELD)
+        if kept is not None and kept.digest == digest and kept.healthy:
+            return
+        reg = find_artifact(self.instance, digest).data
+        version = version_of(reg, digest)
+        self._emit("deploying", r, {"slot": HELD, "version": version})
+        ctx.deployer.deploy(ctx.spec, self._slot(r, HELD, digest, reg["name"], version))
 
     def _scale_down(self, ctx: _Context, r: Rollout, slots: tuple[str, ...]) -> None:
         running = ctx.deployer.slots(r.service)
@@ -651,6 +689,11 @@ class Controller:
     def _emit(self, what: str, r: Rollout, data: dict[str, Any]) -> None:
         if self.listener is not None:
             self.listener(what, r, data)
+
+
+def _resting(r: Rollout) -> Routes:
+    """All traffic to stable, but held tenants stay on the held (previous) version."""
+    return Routes({STABLE: 100}, r.plan.resting)
 
 
 def _collect(

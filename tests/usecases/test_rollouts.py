@@ -112,11 +112,37 @@ def test_rings_hold_an_incompatible_tenant_on_the_previous_version(
     with Traffic(repo.url, rate=60, tenants=TENANTS, seed=6):
         done = _controller(home).drive(r.id)
     assert done.phase is Phase.COMPLETED
-    by_tenant = {
-        t: httpx.get(repo.url + "/healthz", headers={"X-Tenant": t}, timeout=5).json()["version"]
-        for t in TENANTS
+    assert _by_tenant(repo) == {
+        "internal-qa": "1.5.0",
+        "st-mary-clinic": "1.5.0",
+        "old-valley": "1.4.2",
+        None: "1.5.0",
     }
-    assert by_tenant == {"internal-qa": "1.5.0", "st-mary-clinic": "1.5.0", "old-valley": "1.4.2"}
+
+    # The held tenant stays on its version through a drill and through the next rollout.
+    drilled = drill(home, env="staging", actor="sre", service="clinic")
+    assert drilled.subject == v2 and drilled.data["passed"]
+    assert _by_tenant(repo)["old-valley"] == "1.4.2" and _by_tenant(repo)[None] == "1.5.0"
+    v3 = repo.release(home, "1.5.1")
+    r3 = rollouts.start(home, v3, env="staging", actor="d", strategy=rollouts.Strategy.RINGS)
+    assert r3.stable_digest == v2 and r3.plan.resting == {"old-valley": "held"}
+    with Traffic(repo.url, rate=60, tenants=TENANTS, seed=6):
+        assert _controller(home).drive(r3.id).phase is Phase.COMPLETED
+    assert _by_tenant(repo) == {
+        "internal-qa": "1.5.1",
+        "st-mary-clinic": "1.5.1",
+        "old-valley": "1.4.2",
+        None: "1.5.1",
+    }
+
+
+def _by_tenant(repo: ClinicRepo) -> dict[str | None, str]:
+    found: dict[str | None, str] = {}
+    for tenant in (*TENANTS, None):
+        headers = {"X-Tenant": tenant} if tenant else {}
+        answer = httpx.get(repo.url + "/healthz", headers=headers, timeout=5)
+        found[tenant] = answer.json()["version"]
+    return found
 
 
 def test_a_killed_controller_leaves_traffic_on_stable_and_is_taken_over(

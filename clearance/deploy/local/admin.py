@@ -43,7 +43,7 @@ __all__ = ["create_admin_app"]
 
 log = logging.getLogger(__name__)
 
-SlotName = Literal["stable", "baseline", "canary"]
+SlotName = Literal["stable", "baseline", "canary", "held"]
 SERVICE = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 TENANT = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$"
 LABEL = r"^[A-Za-z0-9][A-Za-z0-9._+:~@/-]{0,199}$"

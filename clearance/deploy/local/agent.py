@@ -36,7 +36,7 @@ from typing import Any
 
 import httpx
 
-from clearance.deploy import SLOTS, STABLE
+from clearance.deploy import HELD, SLOTS, STABLE
 from clearance.deploy.local.nginx import NGINX, AccessLogTail, Nginx, NginxError, NginxService
 from clearance.deploy.local.nginx import render as render_nginx
 from clearance.deploy.local.records import DEFAULT_CAPACITY, RecordBuffer, Window
@@ -375,13 +375,15 @@ class Agent:
         task.add_done_callback(self._tasks.discard)
 
     async def _expire(self, service: Service) -> None:
-        """The lease ran out: all traffic to stable, no tenant pins, by the agent alone."""
+        """The lease ran out: all traffic to stable, by the agent alone; only the pins of held
+        tenants (on the ``held`` slot, a previous version) stay."""
         async with self.lock:
             expires = service.lease_expires_at
             if self.closing or expires is None or time.time() < expires - 0.01:
                 return  # renewed or cleared meanwhile
             try:
-                await self._apply(service, View(service.view.slots, {STABLE: 100}))
+                held = {t: s for t, s in service.view.tenants.items() if s == HELD}
+                await self._apply(service, View(service.view.slots, {STABLE: 100}, held))
             except AgentError as exc:
                 log.error(
                     "%s: lease expired but the rollback failed, retrying: %s",

@@ -133,6 +133,13 @@ class LocalDeployer:
             return {}
         return {name: _slot_state(state) for name, state in described["slots"].items()}
 
+    def routes(self, service: str) -> Routes | None:
+        """The split in force now; None before the service ever took traffic."""
+        described = self.services().get(service)
+        if described is None or not described["routes"]["weights"]:
+            return None
+        return Routes(described["routes"]["weights"], described["routes"]["tenants"])
+
     # -- beyond the port --------------------------------------------------------------------
 
     def describe(self, service: str) -> dict[str, Any]:
