@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from contextlib import closing
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -412,3 +413,27 @@ def drill_command(
         )
     if not entry.data["passed"]:
         raise typer.Exit(ExitCode.REFUSED)
+
+
+@rollout_app.command("export")
+def export_command(
+    ctx: typer.Context,
+    rollout_id: str = typer.Argument(..., help="The rollout's id (see clearance rollout status)."),
+    directory: Path = typer.Option(..., "--dir", help="Where to write the sample files."),
+    as_json: bool = JSON_OPTION,
+) -> None:
+    """Write each judged step's samples (CSV) and the metrics file, for clearance judge."""
+    with closing(_instance(state(ctx))) as instance:
+        written = rollouts.export_samples(
+            instance, rollouts.find_rollout(instance, rollout_id), directory
+        )
+    if as_json:
+        print_json([str(p) for p in written])
+        return
+    for path in written:
+        out.print(str(path), markup=False)
+    out.print(
+        f"replay a step: clearance judge --baseline {directory}/step1-baseline.csv "
+        f"--canary {directory}/step1-canary.csv --metrics {directory}/metrics.yaml",
+        markup=False,
+    )

@@ -25,7 +25,10 @@ import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from clearance.clock import rfc3339
 from clearance.core.classify import Classification
@@ -51,6 +54,7 @@ from clearance.core.rollout import (
 )
 from clearance.deploy import Deployer, DeployError, Routes, ServiceSpec, SlotSpec, SlotState
 from clearance.errors import ConflictError, Error, InputError, NotFoundError, RefusedError
+from clearance.files import write_text
 from clearance.judge.samples import format_samples
 from clearance.metrics import Collected, MetricSource, Target, Window
 from clearance.store import rollouts as store
@@ -720,6 +724,37 @@ def rollouts_started(instance: Instance, rollout: Rollout) -> list[Entry]:
         for e in instance.ledger.find(subject=rollout.digest, kinds=[STARTED])
         if e.data.get("rollout") == rollout.id
     ]
+
+
+def find_rollout(instance: Instance, rollout_id: str) -> Rollout:
+    found = store.load(instance.db, rollout_id)
+    if found is None:
+        raise NotFoundError(
+            f"no rollout {rollout_id!r}", hint="clearance rollout status lists them with their ids"
+        )
+    return found
+
+
+def export_samples(instance: Instance, rollout: Rollout, directory: Path) -> list[Path]:
+    """Each judged step's samples, as the judge read them, in the sample-file form, with the
+    metrics file it judged them by: ``clearance judge`` replays any verdict from them."""
+    verdicts = [e for e in history(instance, rollout) if e.kind == VERDICT]
+    if not verdicts:
+        raise NotFoundError(f"rollout {rollout.id} has no judged step yet: nothing to export")
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for e in verdicts:
+        for group in ("baseline", "canary"):
+            path = directory / f"step{e.data['step'] + 1}-{group}.csv"
+            write_text(path, instance.blobs.read_bytes(Digest(e.data["blobs"][group])).decode())
+            written.append(path)
+    _, policy = release_facts(instance, Digest(rollout.digest), None)
+    analysis = policy.model.analysis.get(rollout.plan.analysis or "") if policy else None
+    if analysis is not None:
+        path = directory / "metrics.yaml"
+        write_text(path, yaml.safe_dump(analysis.judge_form(), sort_keys=False))
+        written.append(path)
+    return written
 
 
 def history(instance: Instance, rollout: Rollout) -> list[Entry]:

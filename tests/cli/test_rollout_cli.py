@@ -172,6 +172,7 @@ def test_a_rollout_the_gate_refuses_never_starts(tmp_path: Path) -> None:
             "no artifact sha256:abab",
         ),
         (("rollback", "--env", "staging", "--service", "clinic"), "nothing to roll clinic"),
+        (("rollout", "export", "r-nope", "--dir", "out"), "no rollout 'r-nope'"),
     ],
 )
 def test_bad_requests_exit_2_naming_what_is_wrong(

@@ -37,9 +37,8 @@ analysis:
     thresholds: {{pass: 95, marginal: 75}}
     metrics:
       order_errors: {{kind: rate, direction: increase, critical: true}}
-    queries:
-      order_errors: {{route: "POST /orders", measure: errors}}
     on_marginal: {on_marginal}
+{queries}
 deploy:
   staging:
     deployer: local
@@ -59,6 +58,20 @@ tiers:
 """
 
 
+BUILTIN = """\
+    queries:
+      order_errors: {route: "POST /orders", measure: errors}"""
+
+#: A Prometheus nobody runs: every query fails.
+UNREACHABLE_PROMETHEUS = """\
+    source: prometheus
+    url: http://127.0.0.1:9
+    queries:
+      order_errors:
+        numerator: 'sum(increase(orders_failed_total{version="$version"}[$interval]))'
+        denominator: 'sum(increase(orders_total{version="$version"}[$interval]))'"""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -74,6 +87,7 @@ class ClinicRepo:
         router: str = "builtin",
         on_marginal: str = "pause",
         old_valley_hl7: str = "2.3",
+        queries: str = BUILTIN,
     ) -> None:
         self.root = root
         self.port = free_port()
@@ -89,6 +103,7 @@ class ClinicRepo:
                 router=router,
                 on_marginal=on_marginal,
                 old_valley_hl7=old_valley_hl7,
+                queries=queries,
             )
         )
         (root / "README.md").write_text("clinic\n")

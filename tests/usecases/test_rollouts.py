@@ -13,6 +13,7 @@ import pytest
 from clearance.core.rollout import Phase
 from clearance.demo.traffic import Traffic
 from clearance.errors import ConflictError, InputError
+from clearance.judge import judge_files
 from clearance.settings import Settings
 from clearance.store import rollouts as store
 from clearance.usecases import rollouts
@@ -20,7 +21,7 @@ from clearance.usecases.instance import Instance, init
 from clearance.usecases.ledger import verify_ledger
 from clearance.usecases.releases import status
 from clearance.usecases.rollback import drill, rollback
-from tests.usecases.clinic import TENANTS, ClinicRepo
+from tests.usecases.clinic import TENANTS, UNREACHABLE_PROMETHEUS, ClinicRepo
 
 
 @pytest.fixture
@@ -86,8 +87,12 @@ def test_a_bad_canary_is_aborted_on_its_own_and_a_good_one_completes(
     assert abort["severity"] == "incident" and abort["traffic"] == "100% stable"
     assert 0 <= abort["rollback_seconds"] < 1.0
     assert entries[rollouts.ABORTED].actor.startswith("controller:")
-    samples = home.blobs.read_bytes(entries[rollouts.VERDICT].data["blobs"]["canary"]).decode()
-    assert samples.startswith("timestamp,metric,value,numerator,denominator\n")
+    exported = tmp_path / "export"
+    rollouts.export_samples(home, aborted, exported)
+    replay = judge_files(
+        exported / "step1-baseline.csv", exported / "step1-canary.csv", exported / "metrics.yaml"
+    )
+    assert replay.verdict.to_json() == verdict, "the exported samples replay the same verdict"
 
     good = repo.release(home, "1.4.4")
     r = rollouts.start(home, good, env="staging", actor="deployer@example.org")
@@ -209,6 +214,24 @@ def test_rollback_and_a_drill_are_timed_and_recorded(home: Instance, tmp_path: P
     assert done.rollout.phase is Phase.COMPLETED and not done.aborted
     assert _serving(repo) == "1.4.2"
     assert done.seconds < 15
+
+
+def test_a_metric_source_that_fails_pauses_the_rollout_on_stable_and_says_why(
+    home: Instance, tmp_path: Path
+) -> None:
+    repo = ClinicRepo(tmp_path / "repo", bake="2s", queries=UNREACHABLE_PROMETHEUS)
+    v1 = repo.release(home, "1.4.2")
+    _controller(home).drive(rollouts.start(home, v1, env="staging", actor="d").id)
+    v2 = repo.release(home, "1.4.3")
+    r = rollouts.start(home, v2, env="staging", actor="d")
+    paused = _controller(home).drive(r.id)
+    assert paused.phase is Phase.PAUSED and "marginal" in (paused.reason or "")
+    assert {_serving(repo) for _ in range(10)} == {"1.4.2"}, "paused: all traffic on stable"
+    verdict = next(e for e in rollouts.history(home, paused) if e.kind == rollouts.VERDICT)
+    (metric,) = verdict.data["verdict"]["metrics"]
+    assert metric["classification"] == "error" and "127.0.0.1:9" in metric["reason"]
+    aborted = rollouts.request(home, paused, "abort", actor="oncall", reason="no metrics")
+    assert _controller(home).drive(aborted.id).phase is Phase.ABORTED
 
 
 def test_a_rollout_the_gate_refuses_or_cannot_plan_never_starts(
