@@ -411,6 +411,13 @@ class _Checker:
             if step.weight <= last:
                 self.error((*path, "canary", i, "weight"), "canary weights must increase")
             last = step.weight
+        for t in rule.blue_green.preview if rule.blue_green else ():
+            if t not in self.model.tenants:
+                self.error(
+                    (*path, "blue_green", "preview"),
+                    f"unknown tenant {t!r} (tenants: "
+                    f"{', '.join(self.model.tenants) or 'none declared'})",
+                )
         for i, ring in enumerate(rule.rings):
             if ring.tenants is None and i != len(rule.rings) - 1:
                 self.error((*path, "rings", i), "only the last ring may omit tenants (all)")

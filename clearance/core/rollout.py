@@ -108,7 +108,13 @@ class Ring(_Model):
 
 
 class BlueGreen(_Model):
-    bake: Duration = 0.0  # post-promotion analysis: the new version against the old one's window
+    """Pre-promotion analysis: the ``preview`` tenants use the new version for ``preview_bake``
+    (judged against stable) before anyone else; post-promotion analysis: after the switch, the
+    new version is judged for ``bake`` against the old one's samples from before the switch."""
+
+    preview: tuple[str, ...] = ()
+    preview_bake: Duration = 0.0
+    bake: Duration = 0.0
 
 
 class RolloutRule(_Model):
@@ -354,9 +360,27 @@ def plan_rollout(
                 )
             )
     else:
-        bake = rule.blue_green.bake if rule.blue_green is not None else 0.0
+        bg = rule.blue_green or BlueGreen()
+        preview = {t: CANARY for t in bg.preview if t not in held}
+        if preview:
+            steps.append(
+                Step(
+                    "preview",
+                    {STABLE: 100},
+                    {**preview, **pins},
+                    bg.preview_bake,
+                    analyse and bg.preview_bake > 0,
+                )
+            )
         steps.append(
-            Step("switch", {CANARY: 100}, pins, bake, analyse and bake > 0, compare_before=True)
+            Step(
+                "switch",
+                {CANARY: 100},
+                pins,
+                bg.bake,
+                analyse and bg.bake > 0,
+                compare_before=True,
+            )
         )
     if not steps or not steps[-1].final:
         steps.append(Step("100%", {CANARY: 100}, pins))

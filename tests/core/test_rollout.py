@@ -193,6 +193,28 @@ def test_blue_green_is_one_switch_judged_against_the_window_before() -> None:
     assert switch.weights == {CANARY: 100} and switch.compare_before and switch.bake == 300
 
 
+def test_blue_green_previews_to_its_tenants_before_the_switch() -> None:
+    text = POLICY.replace(
+        "blue_green: {bake: 5m}",
+        "blue_green: {preview: [internal-qa, old-valley], preview_bake: 2m, bake: 5m}",
+    )
+    policy = parse_policy(text)
+    rule = policy.model.tiers["high"].rollout
+    plan = plan_rollout(
+        rule,
+        Strategy.BLUE_GREEN,
+        policy.model.tenants,
+        policy.model.services["orders"].requires,
+        has_stable=True,
+    )
+    preview, switch = plan.steps
+    assert preview.weights == {STABLE: 100} and preview.bake == 120 and preview.analyse
+    assert preview.tenants["internal-qa"] == CANARY and preview.tenants["old-valley"] == STABLE
+    assert switch.final and switch.compare_before
+    bad = POLICY.replace("blue_green: {bake: 5m}", "blue_green: {preview: [nobody]}")
+    assert "blue_green.preview: unknown tenant 'nobody'" in _problems(bad)
+
+
 def test_a_first_deployment_has_nothing_to_compare_with() -> None:
     plan = plan_rollout(None, None, {}, Requires(), has_stable=False)
     assert plan.strategy == INITIAL and len(plan.steps) == 1 and plan.steps[0].final
