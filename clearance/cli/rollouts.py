@@ -32,6 +32,7 @@ from clearance.errors import ExitCode, InputError
 from clearance.store import rollouts as store
 from clearance.store.rollouts import Rollout
 from clearance.usecases import rollouts
+from clearance.usecases.controller import Controller, Listener
 from clearance.usecases.instance import Instance
 from clearance.usecases.releases import GateBlocked
 from clearance.usecases.rollback import DRILL, drill, rollback
@@ -62,7 +63,7 @@ def _instance(cli: CliState) -> Instance:
     return cli.instance()
 
 
-def _listener(as_json: bool) -> rollouts.Listener | None:
+def _listener(as_json: bool) -> Listener | None:
     if as_json:
         return None
 
@@ -130,7 +131,7 @@ def _finish(r: Rollout, as_json: bool) -> None:
 
 
 def _drive(instance: Instance, r: Rollout, as_json: bool) -> Rollout:
-    controller = rollouts.Controller(instance, listener=_listener(as_json))
+    controller = Controller(instance, listener=_listener(as_json))
     return controller.drive(r.id)
 
 
@@ -366,7 +367,7 @@ def rollback_command(
     who = resolve_actor(actor, cli.settings())
     with closing(_instance(cli)) as instance:
         name = _service(instance, env, service)
-        controller = rollouts.Controller(instance, listener=_listener(as_json))
+        controller = Controller(instance, listener=_listener(as_json))
         done = rollback(
             instance,
             env=env,

@@ -45,6 +45,7 @@ from clearance.store.rollouts import Rollout
 from clearance.usecases import rollouts
 from clearance.usecases.artifacts import BuildInfo, register_artifact
 from clearance.usecases.classification import load_policy_file
+from clearance.usecases.controller import Controller
 from clearance.usecases.delivery import deployer_for
 from clearance.usecases.instance import Instance
 from clearance.usecases.rollback import drill
@@ -232,8 +233,8 @@ class _Chapter:
     def var(self, version: str) -> str:
         return "$CLINIC_" + version.replace(".", "")
 
-    def controller(self, deployer: LocalDeployer) -> rollouts.Controller:
-        return rollouts.Controller(
+    def controller(self, deployer: LocalDeployer) -> Controller:
+        return Controller(
             self.instance, tick=0.25, route_lease=3.0, deployer=deployer, listener=self.listener
         )
 

@@ -31,6 +31,7 @@ from clearance.store.ledger import Entry
 from clearance.store.rollouts import Rollout
 from clearance.usecases import delivery, rollouts
 from clearance.usecases.artifacts import find_artifact
+from clearance.usecases.controller import Controller
 from clearance.usecases.evidence import attest
 from clearance.usecases.instance import Instance
 from clearance.usecases.releases import PROMOTED, release_facts
@@ -69,9 +70,9 @@ def rollback(
     service: str,
     to: Digest | None = None,
     fast: bool = False,
-    controller: rollouts.Controller | None = None,
+    controller: Controller | None = None,
 ) -> Rolledback:
-    controller = controller or rollouts.Controller(instance)
+    controller = controller or Controller(instance)
     began = time.monotonic()
     live = store.find(instance.db, env=env, service=service, active=True)
     if live and to is None:

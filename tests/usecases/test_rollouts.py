@@ -12,11 +12,13 @@ import pytest
 
 from clearance.core.rollout import Phase
 from clearance.demo.traffic import Traffic
+from clearance.deploy.local.client import LocalDeployer
 from clearance.errors import ConflictError, InputError
 from clearance.judge import judge_files
 from clearance.settings import Settings
 from clearance.store import rollouts as store
 from clearance.usecases import rollouts
+from clearance.usecases.controller import Controller
 from clearance.usecases.instance import Instance, init
 from clearance.usecases.ledger import verify_ledger
 from clearance.usecases.releases import status
@@ -30,18 +32,16 @@ def home(tmp_path: Path) -> Iterator[Instance]:
     try:
         yield instance
     finally:
-        from clearance.deploy.local.client import LocalDeployer
-
         for env in (instance.settings.home / "deploy").glob("*"):
             LocalDeployer(env, ports={}).stop()  # whatever agent a test left, in any env
         instance.close()
 
 
-def _controller(instance: Instance) -> rollouts.Controller:
+def _controller(instance: Instance) -> Controller:
     def fail_on_errors(what: str, _: object, data: dict[str, object]) -> None:
         assert what != "error", data
 
-    return rollouts.Controller(instance, tick=0.25, route_lease=3.0, listener=fail_on_errors)
+    return Controller(instance, tick=0.25, route_lease=3.0, listener=fail_on_errors)
 
 
 def _serving(repo: ClinicRepo) -> str:
@@ -64,10 +64,17 @@ def test_a_bad_canary_is_aborted_on_its_own_and_a_good_one_completes(
     assert r.stable_digest == v1 and [s.name for s in r.plan.steps] == ["50%", "100%"]
     with Traffic(repo.url, rate=150, tenants=TENANTS, seed=6) as traffic:
         aborted = _controller(home).drive(r.id)
-        time.sleep(0.5)
-        after = traffic.counts(slot="canary")["requests"]
+        switched = time.time()  # the abort has switched traffic by now
         time.sleep(1.0)
-        assert traffic.counts(slot="canary")["requests"] == after, "canary still gets traffic"
+        assert traffic.counts(slot="stable")["requests"] > 0
+    with LocalDeployer(home.settings.home / "deploy" / "staging") as router:
+        sent = [  # start times of the requests the router sent to the canary
+            rec["t"] - rec["ms"] / 1000
+            for rec in router.records("clinic", 0, time.time(), slot="canary")
+            if "ms" in rec
+        ]
+    assert len(sent) > 100, "the canary took its share while it baked"
+    assert [t for t in sent if t > switched] == [], "the canary got traffic after the abort"
     verdicts = [e.data for e in rollouts.history(home, aborted) if e.kind == rollouts.VERDICT]
     assert aborted.phase is Phase.ABORTED, [
         (
@@ -165,7 +172,7 @@ def test_a_killed_controller_leaves_traffic_on_stable_and_is_taken_over(
     def die(_: float) -> None:
         raise Killed  # the process dies in its sleep, holding its leases
 
-    crashing = rollouts.Controller(home, tick=0.25, route_lease=1.0, lease=2.0, sleep=die)
+    crashing = Controller(home, tick=0.25, route_lease=1.0, lease=2.0, sleep=die)
     with pytest.raises(Killed):
         crashing.drive(r.id)
     store.claim(home.db, r.id, crashing.owner, time.time(), 2.0)  # as if it never released
