@@ -93,7 +93,7 @@ analysis:
     interval: 1s
     metrics:
       order_errors:   {kind: rate, critical: true}
-      hl7_ack_errors: {kind: rate}
+      hl7_ack_errors: {kind: rate, no_data: ignore}
       chart_save_p95: {kind: continuous, allowed_effect: 0.5, no_data: ignore}
     queries:
       order_errors:   {route: "POST /orders", measure: errors}

@@ -174,7 +174,9 @@ class Controller:
                 self.actor,
                 {"reason": "marginal verdict: a person decides"},
                 phase=Phase.PAUSED,
-                reason="marginal verdict: resume or abort",
+                reason="marginal verdict ("
+                + "; ".join(verdict.reasons if verdict else ())
+                + "): resume or abort",
             )
             self._park(ctx, r)
             return self._load(r.id)

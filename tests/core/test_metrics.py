@@ -364,10 +364,25 @@ class TestAggregate:
         samples, errors = aggregate(records, queries, self.WINDOW, "canary")
         assert errors == {
             "acks": "counter 'hl7_ack_failed' counted more than the requests matching '/hl7': 3 "
-            "at 2026-11-02T09:30:00Z against 1 requests (and 1 more intervals); push it at most "
-            "once per matching request, in the same interval"
+            "more at 2026-11-02T09:30:10Z than requests; push it at most once per matching "
+            "request, in the same interval"
         }
         assert [s.metric for s in samples] == ["errors"]
+
+    def test_a_push_just_before_its_request_is_recorded_counts_with_it(self) -> None:
+        # The app pushes while handling; the router records the request once answered, which
+        # can be in the next interval.
+        records = [
+            pushed("counter", "hl7_ack_failed", T0 + 9.99, 1.0),
+            request(T0 + 10.01, path="/hl7"),
+            request(T0 + 11, path="/hl7"),
+        ]
+        queries = {"acks": BuiltinQuery(route="/hl7", counter="hl7_ack_failed")}
+        samples, errors = aggregate(records, queries, self.WINDOW, "canary")
+        assert errors == {}
+        assert [(s.timestamp, s.numerator, s.denominator) for s in samples] == [
+            ("2026-11-02T09:30:10Z", 1, 2)
+        ]
 
     def test_negative_counter_values_are_an_error(self) -> None:
         records = [request(T0 + 1), pushed("counter", "c", T0 + 1, -2.0)]
