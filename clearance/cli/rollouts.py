@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
 from clearance.cli.common import (
@@ -63,11 +64,48 @@ def _instance(cli: CliState) -> Instance:
     return cli.instance()
 
 
+class _Bake:
+    """A progress bar for the step that bakes (on a terminal only); gone when the step ends."""
+
+    def __init__(self) -> None:
+        self.progress: Progress | None = None
+        self.task: TaskID | None = None
+        self.step: int | None = None
+
+    def update(self, data: dict[str, Any]) -> None:
+        if not out.is_terminal:
+            return
+        if self.progress is None or self.step != data["step"]:
+            self.stop()
+            self.progress = Progress(
+                TextColumn("  baking step {task.description}"),
+                BarColumn(),
+                TextColumn("{task.completed:.0f}/{task.total:.0f} s"),
+                console=out,
+                transient=True,
+            )
+            self.progress.start()
+            self.task = self.progress.add_task(str(data["step"] + 1), total=data["bake"])
+            self.step = data["step"]
+        assert self.task is not None
+        self.progress.update(self.task, completed=data["elapsed"])
+
+    def stop(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+        self.progress, self.task, self.step = None, None, None
+
+
 def _listener(as_json: bool) -> Listener | None:
     if as_json:
         return None
+    baking = _Bake()
 
     def show(what: str, r: Rollout, data: dict[str, Any]) -> None:
+        if what == "baking":
+            baking.update(data)
+            return
+        baking.stop()
         if what == "deploying":
             out.print(f"  deploying {r.service} {data['version']} in slot {data['slot']}")
         elif what == rollouts.STEP:
@@ -247,6 +285,10 @@ def _status_table(instance: Instance, shown: list[Rollout]) -> None:
         if step.tenants:
             traffic += f"; {_pins(dict(step.tenants))}"
         last = info["verdicts"][-1]["verdict"] if info["verdicts"] else ""
+        progress = ""
+        if r.phase is Phase.RUNNING and r.step_started is not None and step.bake:
+            elapsed = min(time.time() - r.step_started, step.bake)
+            progress = f" (baking {elapsed:.0f}/{step.bake:g} s)"
         phase = {
             "running": "[cyan]running[/]",
             "paused": "[yellow]paused[/]",
@@ -260,7 +302,7 @@ def _status_table(instance: Instance, shown: list[Rollout]) -> None:
             r.version,
             r.plan.strategy,
             phase,
-            f"{min(r.step + 1, len(r.plan.steps))}/{len(r.plan.steps)} {step.name}",
+            f"{min(r.step + 1, len(r.plan.steps))}/{len(r.plan.steps)} {step.name}{progress}",
             traffic if r.phase.active else "",
             last,
             "yes" if info["driven"] else ("[red]no[/]" if r.phase.active else ""),

@@ -158,10 +158,13 @@ class Controller:
                 self._route(ctx, r, step)  # renews the split's lease
         except DeployError as exc:
             return self._abort(ctx, r, f"the deployer failed: {exc.message}", self.now())
-        if self.now() - r.step_started < step.bake:
+        elapsed = self.now() - r.step_started
+        if elapsed < step.bake:
+            self._emit("baking", r, {"elapsed": elapsed, "bake": step.bake, "step": r.step})
             return r
-        decided_at = self.now()
-        verdict = self._judge(ctx, r, step, r.step_started, decided_at) if step.analyse else None
+        end = self.now()
+        verdict = self._judge(ctx, r, step, r.step_started, end) if step.analyse else None
+        decided_at = self.now()  # the verdict is known (and recorded): the rollback clock starts
         on_marginal = ctx.analysis.on_marginal if ctx.analysis else "pause"
         nxt = after_verdict(r.plan, r.step, verdict.verdict if verdict else None, on_marginal)
         if nxt is Next.ABORT:
