@@ -28,8 +28,10 @@ from clearance.core.rollout import (
     Phase,
     Plan,
     PlanError,
+    Requires,
     Step,
     Strategy,
+    format_seconds,
     plan_rollout,
 )
 from clearance.deploy import Deployer, SlotState
@@ -311,3 +313,44 @@ def history(instance: Instance, rollout: Rollout) -> list[Entry]:
         for e in instance.ledger.find(subject=rollout.digest)
         if e.kind.startswith("rollout.") and e.data.get("rollout") == rollout.id
     ]
+
+
+def describe(plan: Plan) -> str:
+    """A plan in one line: ``canary: 5% (10m) → 25% (30m) → 100%``."""
+    steps = []
+    for step in plan.steps:
+        reached = sorted(t for t, s in step.tenants.items() if s == CANARY)
+        who = f" [{', '.join(reached)}]" if reached and step.weights.get(CANARY) != 100 else ""
+        bake = f" ({format_seconds(step.bake)})" if step.bake else ""
+        steps.append(f"{step.name}{who}{bake}")
+    return f"{plan.strategy}: {' → '.join(steps)}"
+
+
+def rollout_scope(instance: Instance, digest: Digest) -> list[str]:
+    """What a reviewer should know about how a release reaches people: its rollouts so far, or
+    the plan its tier declares, with the tenants that would be held and why."""
+    lines = []
+    for r in reversed([r for r in store.find(instance.db) if r.digest == digest]):
+        held = f"; held: {_held_text(r.plan.held)}" if r.plan.held else ""
+        lines.append(f"{r.env}: {describe(r.plan)}; {r.phase.value}{held}")
+    if lines:
+        return lines
+    facts, policy = release_facts(instance, digest, None)
+    if policy is None or facts.classification is None:
+        return ["not classified: no tier says how it rolls out"]
+    tier = facts.classification.tier
+    rule = policy.model.tiers[tier].rollout
+    if rule is None:
+        return [f"tier {tier} declares no rollout: each environment switches in one step"]
+    runnable = [s for s in facts.classification.services if s in policy.model.services]
+    requires = policy.model.services[runnable[0]].requires if runnable else Requires()
+    try:
+        plan = plan_rollout(rule, None, policy.model.tenants, requires, has_stable=True)
+    except PlanError as exc:
+        return [f"tier {tier}: {exc}"]
+    held = f"; would hold: {_held_text(plan.held)}" if plan.held else ""
+    return [f"planned (tier {tier}): {describe(plan)}{held}"]
+
+
+def _held_text(held: Mapping[str, str]) -> str:
+    return "; ".join(f"{t} ({why})" for t, why in held.items())

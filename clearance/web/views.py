@@ -28,6 +28,7 @@ from clearance.usecases.accounts import display_names
 from clearance.usecases.classification import stored_policy
 from clearance.usecases.ledger import read_witness
 from clearance.usecases.releases import APPROVED, PROMOTED
+from clearance.usecases.rollouts import rollout_scope
 from clearance.usecases.service import LocalService
 
 #: The release list shows this many of the most recent registrations (search finds the rest).
@@ -267,7 +268,9 @@ def evidence_rows(items: list[dict[str, Any]]) -> list[EvidenceRow]:
 
 
 def evidence_summary(
-    rows: list[EvidenceRow], classification: Mapping[str, Any] | None
+    rows: list[EvidenceRow],
+    classification: Mapping[str, Any] | None,
+    rollout: list[str] | None = None,
 ) -> list[tuple[str, list[str]]]:
     """The figures a reviewer reads first; what the ledger does not hold says so."""
     latest: dict[str, EvidenceRow] = {}
@@ -283,7 +286,7 @@ def evidence_summary(
             "Affected services",
             services or (["no service's paths matched"] if classification else ["not classified"]),
         ),
-        ("Rollout scope", [f"{NOT_RECORDED}: rollout steps and cohorts are not recorded yet"]),
+        ("Rollout scope", rollout or [f"{NOT_RECORDED}: no rollout plan or rollout"]),
         (
             "Can a flag disable it without a redeploy?",
             [f"{NOT_RECORDED}: no kill-switch flag is recorded for this release"],
@@ -390,7 +393,7 @@ def release_page(svc: LocalService, digest: Digest, env: str | None) -> ReleaseP
         selected_env=selected,
         gates=gates,
         evidence=evidence,
-        summary=evidence_summary(evidence, classification),
+        summary=evidence_summary(evidence, classification, rollout_scope(svc.instance, digest)),
         approvals=approvals,
         promotions=promotions,
         ledger=ledger_rows(svc, entries, checkpoint, problem),

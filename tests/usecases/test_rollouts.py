@@ -119,6 +119,10 @@ def test_rings_hold_an_incompatible_tenant_on_the_previous_version(
     v1 = repo.release(home, "1.4.2")
     _controller(home).drive(rollouts.start(home, v1, env="staging", actor="d").id)
     v2 = repo.release(home, "1.5.0")
+    held = "old-valley (hl7 interface 2.3 does not meet >=2.5)"
+    assert rollouts.rollout_scope(home, v2) == [
+        f"planned (tier standard): canary: 50% (2s) → 100%; would hold: {held}"
+    ]
     r = rollouts.start(home, v2, env="staging", actor="d", strategy=rollouts.Strategy.RINGS)
     assert r.plan.held == {"old-valley": "hl7 interface 2.3 does not meet >=2.5"}
     with Traffic(repo.url, rate=60, tenants=TENANTS, seed=6):
@@ -130,6 +134,9 @@ def test_rings_hold_an_incompatible_tenant_on_the_previous_version(
         "old-valley": "1.4.2",
         None: "1.5.0",
     }
+    assert rollouts.rollout_scope(home, v2) == [
+        f"staging: rings: ring pilot [internal-qa] (2s) → 100%; completed; held: {held}"
+    ]
 
     # The held tenant stays on its version through a drill and through the next rollout.
     drilled = drill(home, env="staging", actor="sre", service="clinic")
