@@ -15,7 +15,8 @@ Pure: no I/O, no clock, no randomness. The steps, in order:
    ``decrease``): exact for any group sizes and sensitive to sparse error increases, where a rank
    test on per-interval rates sees mostly ties. Continuous series get a Mann-Whitney U test (exact
    for small untied samples) with the Hodges-Lehmann shift and its distribution-free confidence
-   interval (the Kayenta method), applied to per-interval quantiles so a tail-only regression shows.
+   interval (the Kayenta method; ``ranktests.py``), applied to per-interval quantiles so a
+   tail-only regression shows.
 5. A significant change in the harmful direction is ``high`` or ``low`` unless its relative effect
    is within ``allowed_effect``. A continuous series too short to ever reach significance at its
    alpha is ``nodata``, never a silent pass.
@@ -28,18 +29,18 @@ Pure: no I/O, no clock, no randomness. The steps, in order:
 
 from __future__ import annotations
 
-import bisect
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import lru_cache
 from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from scipy import stats  # type: ignore[import-untyped]
+
+from clearance.core.ranktests import best_p_value, mann_whitney
 
 __all__ = [
     "METHOD",
@@ -65,7 +66,6 @@ __all__ = [
 METHOD = "clearance-judge/1 (fisher-exact on counts; mann-whitney-u + hodges-lehmann on series)"
 OUTLIER_FACTOR = 3.0
 MAX_PAIRS = 4_000_000  # pairwise differences a continuous comparison may hold in memory
-EXACT_PAIRS = 2_500  # n*m up to which the Mann-Whitney distribution is computed exactly
 _NORMAL = NormalDist()
 Array = npt.NDArray[np.float64]
 
@@ -514,27 +514,17 @@ def _test_continuous(d: _Data, alpha: float) -> MetricResult:
     spec, b, c = d.spec, d.b, d.c
     n, m = c.size, b.size
     two_sided = spec.direction is Direction.EITHER
-    best = (2 if two_sided else 1) / math.comb(n + m, n)
+    best = best_p_value(n, m, two_sided=two_sided)
     if best > alpha:
         why = (
             f"too few samples to judge: {m} baseline and {n} canary intervals cannot reach "
             f"p <= {alpha:.3g} (best possible p={best:.3g})"
         )
         return MetricResult(spec, Classification.NODATA, why, d.baseline, d.canary, alpha=alpha)
-    diffs = np.subtract.outer(c, b).ravel()
-    u = float(np.count_nonzero(diffs > 0) + 0.5 * np.count_nonzero(diffs == 0))
-    pooled = np.concatenate([b, c])
-    tied = np.unique(pooled).size < pooled.size
-    exact = not tied and n * m <= EXACT_PAIRS
-    greater, less = _mw_tails(u, n, m, pooled, exact)
-    p, up = _sided(spec.direction, greater, less)
     per_side = alpha / 2 if two_sided else alpha
-    low_i = _mw_critical(n, m, per_side, pooled, exact)
-    diffs.sort()
-    shift = float(np.median(diffs))
-    shift_ci = (
-        (float(diffs[low_i]), float(diffs[diffs.size - 1 - low_i])) if low_i >= 0 else (None, None)
-    )
+    mw = mann_whitney(c, b, per_side)
+    p, up = _sided(spec.direction, mw.greater, mw.less)
+    shift, shift_ci = mw.shift, mw.shift_ci
     base = abs(d.baseline.median or 0.0)
     effect = shift / base if base > 0 else (0.0 if shift == 0 else None)
     ci = tuple(x / base if (x is not None and base > 0) else None for x in shift_ci)
@@ -550,7 +540,7 @@ def _test_continuous(d: _Data, alpha: float) -> MetricResult:
         effect,
         what,
         test="mann-whitney-u",
-        statistic=u,
+        statistic=mw.u,
         ci=(ci[0], ci[1]),
         ci_confidence=1 - 2 * per_side,
         shift=shift,
@@ -599,63 +589,6 @@ def _classify(
         critical_effect_exceeded=critical,
         **evidence,
     )
-
-
-# --- Mann-Whitney distribution ----------------------------------------------------------------
-
-
-@lru_cache(maxsize=256)
-def _u_cumulative(n: int, m: int) -> tuple[tuple[int, ...], int]:
-    """``cum[u]`` = arrangements with U <= u (no ties), and their total C(n+m, n).
-
-    The counts are the coefficients of the Gaussian binomial [n+m choose n]_q, built as the
-    product of (1 - q^(m+i)) / (1 - q^i) for i = 1..n, in exact integers.
-    """
-    poly = [1]
-    for i in range(1, n + 1):
-        a = m + i
-        grown = [*poly, *([0] * a)]
-        for j, coef in enumerate(poly):
-            grown[j + a] -= coef
-        for j in range(i, len(grown)):
-            grown[j] += grown[j - i]
-        poly = grown[: i * m + 1]
-    cum, running = [], 0
-    for coef in poly:
-        running += coef
-        cum.append(running)
-    return tuple(cum), running
-
-
-def _tie_sigma(n: int, m: int, pooled: Array) -> float:
-    total = n + m
-    _, counts = np.unique(pooled, return_counts=True)
-    ties = float(np.sum(counts.astype(np.float64) ** 3 - counts))
-    var = n * m / 12 * ((total + 1) - ties / (total * (total - 1)))
-    return math.sqrt(max(var, 0.0))
-
-
-def _mw_tails(u: float, n: int, m: int, pooled: Array, exact: bool) -> tuple[float, float]:
-    """P(U >= u) and P(U <= u) under no shift; exact, else normal with ties and continuity."""
-    if exact:
-        cum, total = _u_cumulative(n, m)
-        k = round(u)
-        greater = (total - (cum[k - 1] if k > 0 else 0)) / total
-        return greater, cum[k] / total
-    sigma = _tie_sigma(n, m, pooled)
-    if sigma == 0:
-        return 1.0, 1.0
-    mu = n * m / 2
-    return _NORMAL.cdf(-(u - mu - 0.5) / sigma), _NORMAL.cdf((u - mu + 0.5) / sigma)
-
-
-def _mw_critical(n: int, m: int, a: float, pooled: Array, exact: bool) -> int:
-    """The largest c with P(U <= c) <= a (-1 if none): the CI is D[c] .. D[nm-1-c] (0-based)."""
-    if exact:
-        cum, total = _u_cumulative(n, m)
-        return bisect.bisect_right(cum, a * total) - 1
-    sigma = _tie_sigma(n, m, pooled)
-    return math.floor(n * m / 2 - 0.5 + _NORMAL.inv_cdf(a) * sigma) if sigma > 0 else -1
 
 
 # --- the verdict ------------------------------------------------------------------------------

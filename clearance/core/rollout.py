@@ -54,7 +54,7 @@ from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from clearance.core.judge import Kind
-from clearance.core.metrics import BuiltinQuery, PromQuery
+from clearance.core.queries import BuiltinQuery, PromQuery
 
 STABLE, BASELINE, CANARY, HELD = "stable", "baseline", "canary", "held"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")

@@ -17,7 +17,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from clearance.core.judge import Sample
-from clearance.core.metrics import BuiltinQuery, aggregate
+from clearance.core.metrics import aggregate
+from clearance.core.queries import BuiltinQuery
 from clearance.metrics import Collected, Target, Window
 
 __all__ = ["BuiltinSource", "Fetch"]

@@ -1,6 +1,6 @@
 """Prometheus as a metric source: PromQL range queries over the HTTP API.
 
-Each expression of a metric's :class:`~clearance.core.metrics.PromQuery` is run with
+Each expression of a metric's :class:`~clearance.core.queries.PromQuery` is run with
 ``GET /api/v1/query_range`` (``start`` = the end of the window's first interval, ``step`` = the
 interval), so it is evaluated at the end of every complete interval and should look back
 ``$interval`` (``increase(x[$interval])``); the sample is stamped with the interval's start,
@@ -31,13 +31,8 @@ from typing import Any
 import httpx
 
 from clearance.core.judge import Kind, Sample
-from clearance.core.metrics import (
-    PromQuery,
-    format_timestamp,
-    interval_starts,
-    promql_duration,
-    promql_values,
-)
+from clearance.core.metrics import format_timestamp, interval_starts
+from clearance.core.queries import PromQuery, promql_duration, promql_values
 from clearance.errors import InputError
 from clearance.metrics import Collected, Target, Window
 

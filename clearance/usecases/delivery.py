@@ -83,14 +83,14 @@ def service_spec(policy: Policy, env: str, service: str) -> ServiceSpec:
 def source_for(analysis: Analysis, deployer: Deployer) -> MetricSource:
     """The metric source an analysis declares, with its queries."""
     if analysis.source == "prometheus":
-        from clearance.core.metrics import PromQuery
+        from clearance.core.queries import PromQuery
         from clearance.metrics.prometheus import PrometheusSource
 
         assert analysis.url is not None  # the policy checker requires it
         return PrometheusSource(
             analysis.url, {n: PromQuery.model_validate(q) for n, q in analysis.queries.items()}
         )
-    from clearance.core.metrics import BuiltinQuery
+    from clearance.core.queries import BuiltinQuery
     from clearance.metrics.builtin import BuiltinSource
 
     records: Any = getattr(deployer, "records", None)

@@ -24,12 +24,10 @@ from clearance.core.judge import (
     Series,
     Thresholds,
     Verdict,
-    _mw_critical,
-    _mw_tails,
-    _u_cumulative,
     judge,
     series_from_samples,
 )
+from clearance.core.ranktests import u_critical, u_cumulative, u_tails
 
 ERRORS = MetricSpec("order_errors", Kind.RATE)
 P95 = MetricSpec("chart_save_p95", Kind.CONTINUOUS)
@@ -61,7 +59,7 @@ def json_round_trip(verdict: Verdict) -> dict[str, Any]:
 class TestMannWhitneyDistribution:
     def test_counts_are_the_binomial_coefficient(self) -> None:
         for n, m in [(1, 1), (3, 4), (10, 10), (7, 12)]:
-            cum, total = _u_cumulative(n, m)
+            cum, total = u_cumulative(n, m)
             assert total == math.comb(n + m, n) and len(cum) == n * m + 1
 
     @settings(max_examples=40, deadline=None)
@@ -74,7 +72,7 @@ class TestMannWhitneyDistribution:
             return
         u = float(sum(x > y for x in c for y in b))
         pooled = np.array(b + c)
-        greater, less = _mw_tails(u, len(c), len(b), pooled, exact=True)
+        greater, less = u_tails(u, len(c), len(b), pooled, exact=True)
         for alternative, mine in (("greater", greater), ("less", less)):
             ref = stats.mannwhitneyu(c, b, alternative=alternative, method="exact").pvalue
             assert mine == pytest.approx(ref, abs=1e-12)
@@ -86,8 +84,8 @@ class TestMannWhitneyDistribution:
             c, b = rng.normal(0.8, 1, n), rng.normal(0, 1, m)
             diffs = np.sort(np.subtract.outer(c, b).ravel())
             pooled = np.concatenate([b, c])
-            k = _mw_critical(n, m, 0.01, pooled, exact=True)
-            greater, _ = _mw_tails(float(np.sum(diffs > 0)), n, m, pooled, exact=True)
+            k = u_critical(n, m, 0.01, pooled, exact=True)
+            greater, _ = u_tails(float(np.sum(diffs > 0)), n, m, pooled, exact=True)
             assert (k >= 0 and diffs[k] > 0) == (greater <= 0.01)
 
 

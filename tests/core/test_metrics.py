@@ -16,16 +16,8 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from clearance.core.judge import Kind, Sample
-from clearance.core.metrics import (
-    MAX_INTERVALS,
-    BuiltinQuery,
-    PromQuery,
-    aggregate,
-    format_timestamp,
-    interval_starts,
-    promql_duration,
-    promql_values,
-)
+from clearance.core.metrics import MAX_INTERVALS, aggregate, format_timestamp, interval_starts
+from clearance.core.queries import BuiltinQuery, PromQuery, promql_duration, promql_values
 from clearance.judge.samples import format_samples, parse_samples
 
 T0 = 1_793_611_800.0  # 2026-11-02T09:30:00Z

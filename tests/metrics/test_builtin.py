@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clearance.core.judge import Sample
-from clearance.core.metrics import BuiltinQuery
+from clearance.core.queries import BuiltinQuery
 from clearance.metrics import Collected, MetricSource, Target, Window
 from clearance.metrics.builtin import BuiltinSource
 

@@ -12,7 +12,8 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 
 from clearance.core.judge import Sample
-from clearance.core.metrics import PromQuery, format_timestamp
+from clearance.core.metrics import format_timestamp
+from clearance.core.queries import PromQuery
 from clearance.errors import InputError
 from clearance.metrics import Collected, MetricSource, Target, Window
 from clearance.metrics.prometheus import PrometheusSource

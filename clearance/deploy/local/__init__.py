@@ -8,15 +8,17 @@ router. Two halves:
 - the agent (``python -m clearance.deploy.local.agent --state-dir DIR``), one long-lived
   asyncio process per environment:
 
-  ================  ==========================================================================
-  ``agent.py``      the state of every service and the operations on it; life cycle, signals
-  ``admin.py``      the loopback admin HTTP API (bearer token), the only way in
-  ``slots.py``      slot processes: start on a free port, wait for health, stop the group
-  ``router.py``     the built-in router: weighted and tenant-pinned reverse proxy per service
-  ``nginx.py``      the nginx router: render, check, reload; tail its JSON access log
-  ``records.py``    the per-service ring buffer of request records and pushed values
-  ``processes.py``  liveness, children and free ports
-  ================  ==========================================================================
+  =================  ==========================================================================
+  ``agent.py``       the process: admin server, ``agent.json``, signals, ``main``
+  ``operations.py``  the state of every service and the operations on it
+  ``admin.py``       the loopback admin HTTP API (bearer token), the only way in
+  ``slots.py``       slot processes: start on a free port, wait for health, stop the group
+  ``router.py``      the built-in router: weighted and tenant-pinned reverse proxy per service
+  ``nginx.py``       the nginx router: render, check, reload; tail its JSON access log
+  ``records.py``     the per-service ring buffer of request records and pushed values
+  ``services.py``    a declared service's view of its slots and routes; the uvicorn servers
+  ``processes.py``   liveness, children and free ports
+  =================  ==========================================================================
 """
 
 from __future__ import annotations

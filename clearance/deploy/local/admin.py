@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from clearance.deploy.local.agent import Agent, AgentError
+from clearance.deploy.local.operations import Agent, AgentError
 
 __all__ = ["create_admin_app"]
 
