@@ -88,7 +88,7 @@ class _Bake:
             self.task = self.progress.add_task(str(data["step"] + 1), total=data["bake"])
             self.step = data["step"]
         assert self.task is not None
-        self.progress.update(self.task, completed=data["elapsed"])
+        self.progress.update(self.task, completed=data["elapsed"], total=data["bake"])
 
     def stop(self) -> None:
         if self.progress is not None:

@@ -135,6 +135,11 @@ class Analysis(_Model):
     metrics: dict[str, Any]
     queries: dict[str, dict[str, Any]] = {}
     on_marginal: Literal["pause", "abort"] = "pause"
+    #: A judged step bakes at least its ``bake``, then on until every rate metric has this many
+    #: requests in both groups, for at most ``max_bake`` (default: 4 times the bake); a rate still
+    #: short then is judged as no data, never on too few requests to see a change.
+    min_requests: int = Field(0, ge=0)
+    max_bake: Duration | None = None
 
     def judge_form(self) -> dict[str, Any]:
         """The part the judge reads, in its metrics-file form."""

@@ -20,7 +20,7 @@ from typing import Any
 
 from clearance.core.digests import Digest
 from clearance.core.gates import Decision, decide
-from clearance.core.judge import Series, Verdict, judge, series_from_samples
+from clearance.core.judge import Kind, Series, Verdict, judge, series_from_samples
 from clearance.core.judgeconfig import JudgeConfig
 from clearance.core.policy import Policy
 from clearance.core.rollout import (
@@ -162,8 +162,19 @@ class Controller:
         if elapsed < step.bake:
             self._emit("baking", r, {"elapsed": elapsed, "bake": step.bake, "step": r.step})
             return r
-        end = self.now()
-        verdict = self._judge(ctx, r, step, r.step_started, end) if step.analyse else None
+        verdict = None
+        if step.analyse:
+            sampled = self._sample(ctx, r, step, r.step_started, self.now())
+            assert ctx.analysis is not None
+            limit = ctx.analysis.max_bake or 4 * step.bake
+            if sampled.short and elapsed < limit:  # too few requests yet: bake on
+                self._emit(
+                    "baking",
+                    r,
+                    {"elapsed": elapsed, "bake": limit, "step": r.step, "short": sampled.short},
+                )
+                return r
+            verdict = self._judge(ctx, r, step, sampled)
         decided_at = self.now()  # the verdict is known (and recorded): the rollback clock starts
         on_marginal = ctx.analysis.on_marginal if ctx.analysis else "pause"
         nxt = after_verdict(r.plan, r.step, verdict.verdict if verdict else None, on_marginal)
@@ -266,7 +277,9 @@ class Controller:
         lease = self.route_lease if ctx.leases and not (step.final and step.bake == 0) else None
         ctx.deployer.route(r.service, Routes(step.weights, step.tenants), lease=lease)
 
-    def _judge(self, ctx: _Context, r: Rollout, step: Step, start: float, end: float) -> Verdict:
+    def _sample(self, ctx: _Context, r: Rollout, step: Step, start: float, end: float) -> _Sampled:
+        """Both groups' samples over the step so far, and the rate metrics still short of
+        ``min_requests`` in either group."""
         assert ctx.analysis is not None and ctx.judge is not None and ctx.source is not None
         names = tuple(s.name for s in ctx.judge.specs)
         window = Window(start, end, ctx.analysis.interval)
@@ -281,11 +294,28 @@ class Controller:
         base_target = Target(r.service, base_slot, stable_version, stable)
         canary = _collect(ctx.source, canary_target, window, names)
         baseline = _collect(ctx.source, base_target, base_window, names)
+        need = ctx.analysis.min_requests
+        short = tuple(
+            s.name
+            for s in ctx.judge.specs
+            if s.kind is Kind.RATE
+            and need
+            and min(_requests(canary, s.name), _requests(baseline, s.name)) < need
+        )
+        return _Sampled(canary, baseline, base_slot, start, end, short)
+
+    def _judge(self, ctx: _Context, r: Rollout, step: Step, sampled: _Sampled) -> Verdict:
+        assert ctx.judge is not None
+        canary, baseline = sampled.canary, sampled.baseline
+        base_slot, start, end = sampled.base_slot, sampled.start, sampled.end
+        canary_series, baseline_series = _series(canary), _series(baseline)
+        for name in sampled.short:  # too few requests to see a change: no data, not a pass
+            canary_series[name] = baseline_series[name] = Series()
         verdict = judge(
             ctx.judge.specs,
             ctx.judge.thresholds,
-            _series(baseline),
-            _series(canary),
+            baseline_series,
+            canary_series,
             group_weights=ctx.judge.group_weights,
         )
         blobs = {
@@ -301,6 +331,7 @@ class Controller:
                 "name": step.name,
                 "baseline_slot": base_slot,
                 "window": [start, end],
+                "short_of_requests": list(sampled.short),
                 "verdict": verdict.to_json(),
                 "blobs": blobs,
             },
@@ -477,6 +508,20 @@ class Controller:
 def _resting(r: Rollout) -> Routes:
     """All traffic to stable, but held tenants stay on the held (previous) version."""
     return Routes({STABLE: 100}, r.plan.resting)
+
+
+@dataclass(frozen=True)
+class _Sampled:
+    canary: Collected
+    baseline: Collected
+    base_slot: str
+    start: float
+    end: float
+    short: tuple[str, ...]
+
+
+def _requests(collected: Collected, metric: str) -> int:
+    return sum(s.denominator or 0 for s in collected.samples if s.metric == metric)
 
 
 def _collect(

@@ -38,6 +38,8 @@ analysis:
     metrics:
       order_errors: {{kind: rate, direction: increase, critical: true}}
     on_marginal: {on_marginal}
+    min_requests: {min_requests}
+    max_bake: {max_bake}
 {queries}
 deploy:
   staging:
@@ -88,6 +90,8 @@ class ClinicRepo:
         on_marginal: str = "pause",
         old_valley_hl7: str = "2.3",
         queries: str = BUILTIN,
+        min_requests: int = 0,
+        max_bake: str = "60s",
     ) -> None:
         self.root = root
         self.port = free_port()
@@ -104,6 +108,8 @@ class ClinicRepo:
                 on_marginal=on_marginal,
                 old_valley_hl7=old_valley_hl7,
                 queries=queries,
+                min_requests=min_requests,
+                max_bake=max_bake,
             )
         )
         (root / "README.md").write_text("clinic\n")

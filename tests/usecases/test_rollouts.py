@@ -51,7 +51,8 @@ def _serving(repo: ClinicRepo) -> str:
 def test_a_bad_canary_is_aborted_on_its_own_and_a_good_one_completes(
     home: Instance, tmp_path: Path
 ) -> None:
-    repo = ClinicRepo(tmp_path / "repo", bake="8s")
+    # 150 orders per group at least: enough to see 7% failing orders, whatever the machine's load
+    repo = ClinicRepo(tmp_path / "repo", bake="8s", min_requests=150)
     v1 = repo.release(home, "1.4.2")
     first = rollouts.start(home, v1, env="staging", actor="deployer@example.org")
     assert first.plan.strategy == "initial"
@@ -90,6 +91,7 @@ def test_a_bad_canary_is_aborted_on_its_own_and_a_good_one_completes(
     assert verdict["verdict"] == "fail"
     (order_errors,) = verdict["metrics"]
     assert order_errors["classification"] == "high" and order_errors["p_value"] < 0.01
+    assert order_errors["baseline"]["denominator"] >= 150 <= order_errors["canary"]["denominator"]
     abort = entries[rollouts.ABORTED].data
     assert abort["severity"] == "incident" and abort["traffic"] == "100% stable"
     assert 0 <= abort["rollback_seconds"] < 1.0
@@ -246,6 +248,23 @@ def test_a_metric_source_that_fails_pauses_the_rollout_on_stable_and_says_why(
     assert metric["classification"] == "error" and "127.0.0.1:9" in metric["reason"]
     aborted = rollouts.request(home, paused, "abort", actor="oncall", reason="no metrics")
     assert _controller(home).drive(aborted.id).phase is Phase.ABORTED
+
+
+def test_too_few_requests_bake_on_then_count_as_no_data_never_a_pass(
+    home: Instance, tmp_path: Path
+) -> None:
+    repo = ClinicRepo(tmp_path / "repo", bake="1s", min_requests=50, max_bake="3s")
+    v1 = repo.release(home, "1.4.2")
+    _controller(home).drive(rollouts.start(home, v1, env="staging", actor="d").id)
+    r = rollouts.start(home, repo.release(home, "1.4.3", faulty=True), env="staging", actor="d")
+    began = time.monotonic()
+    with Traffic(repo.url, rate=4, tenants=TENANTS, seed=6):  # a quiet night at a small clinic
+        paused = _controller(home).drive(r.id)
+    assert time.monotonic() - began >= 3, "it baked on, up to max_bake"
+    assert paused.phase is Phase.PAUSED and "nodata" in (paused.reason or "")
+    verdict = next(e for e in rollouts.history(home, paused) if e.kind == rollouts.VERDICT)
+    assert verdict.data["short_of_requests"] == ["order_errors"]
+    assert verdict.data["verdict"]["metrics"][0]["classification"] == "nodata"
 
 
 def test_a_rollout_the_gate_refuses_or_cannot_plan_never_starts(
