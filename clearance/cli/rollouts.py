@@ -480,3 +480,29 @@ def export_command(
         f"--canary {directory}/step1-canary.csv --metrics {directory}/metrics.yaml",
         markup=False,
     )
+
+
+@rollout_app.command("run")
+def run_command(
+    ctx: typer.Context,
+    env: str | None = typer.Option(None, "--env", help="Only rollouts to this environment."),
+    follow: bool = typer.Option(
+        False, "--follow", help="Keep watching for rollouts to drive until interrupted."
+    ),
+) -> None:
+    """Be the controller: drive every running rollout nobody drives (its controller died, or it
+    was started with --detach); paused ones wait for a person. Run it as a service with
+    --follow."""
+    with closing(_instance(state(ctx))) as instance:
+        controller = Controller(instance, listener=_listener(False))
+        try:
+            done = controller.run(env=env, follow=follow)
+        except KeyboardInterrupt:
+            out.print("stopped: the rollouts it drove keep their state and their routes' leases")
+            raise typer.Exit(130) from None
+    for r in done:
+        out.print(f"rollout {r.id} ({r.service} {r.version} to {r.env}): {r.phase.value}")
+    if not done:
+        out.print("no rollout needed a controller")
+    if any(r.phase is not Phase.COMPLETED for r in done):
+        raise typer.Exit(ExitCode.REFUSED)

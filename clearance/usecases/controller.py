@@ -15,6 +15,7 @@ import secrets
 import socket
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -57,6 +58,7 @@ from clearance.usecases.rollouts import (
     STEP,
     TAKEN_OVER,
     VERDICT,
+    driven,
     rollouts_started,
     version_of,
 )
@@ -92,6 +94,44 @@ class Controller:
     listener: Listener | None = None
     now: Callable[[], float] = time.time
     sleep: Callable[[float], None] = time.sleep
+
+    # -- the service -----------------------------------------------------------------------------
+
+    def run(
+        self,
+        *,
+        env: str | None = None,
+        follow: bool = False,
+        poll: float = 2.0,
+        stop: Callable[[], bool] = lambda: False,
+    ) -> list[Rollout]:
+        """Drive every running rollout nobody drives (a controller died, or it was started with
+        ``--detach``), each in its own thread; paused ones wait for a person. Returns when none
+        is left, or with ``follow`` keeps watching until ``stop()`` says so."""
+        finished: list[Rollout] = []
+        driving: dict[str, Future[Rollout]] = {}
+        with ThreadPoolExecutor(max_workers=8, thread_name_prefix="rollout") as pool:
+            while True:
+                for rollout_id, future in list(driving.items()):
+                    if future.done():
+                        del driving[rollout_id]
+                        try:
+                            finished.append(future.result())
+                        except Error as exc:
+                            self._emit("error", self._load(rollout_id), {"message": exc.message})
+                orphans = [
+                    r
+                    for r in store.find(self.instance.db, env=env, active=True)
+                    if r.phase is Phase.RUNNING
+                    and r.id not in driving
+                    and not driven(r, self.now())
+                ]
+                for r in orphans:
+                    driving[r.id] = pool.submit(self.drive, r.id)
+                if stop() or (not follow and not driving):
+                    break
+                self.sleep(poll)
+        return finished
 
     # -- the loop --------------------------------------------------------------------------------
 

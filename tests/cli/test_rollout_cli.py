@@ -130,6 +130,21 @@ def test_rollouts_drive_the_users_scripts_and_are_reversible(tmp_path: Path) -> 
     assert "OK" in s.cli("ledger", "verify").stdout
 
 
+def test_a_detached_rollout_is_driven_by_rollout_run(tmp_path: Path) -> None:
+    s = Setup(tmp_path)
+    v1 = s.release("1.0.0")
+    detached = json.loads(
+        s.cli("rollout", "start", v1, "--env", "staging", "--detach", "--json").stdout
+    )
+    assert detached["phase"] == "running" and s.calls() == []
+    rows = json.loads(s.cli("rollout", "status", "--json").stdout)
+    assert rows[0]["id"] == detached["id"] and not rows[0]["driven"]
+    out = s.cli("rollout", "run", "--env", "staging").stdout
+    assert f"rollout {detached['id']} (clinic 1.0.0 to staging): completed" in out
+    assert s.calls()[-1] == "promote.sh canary weight="
+    assert "no rollout needed a controller" in s.cli("rollout", "run").stdout
+
+
 def test_a_failing_deploy_script_stops_the_rollout_safely_and_says_why(tmp_path: Path) -> None:
     s = Setup(tmp_path)
     v1 = s.release("1.0.0")
