@@ -112,10 +112,13 @@ def approval(
     reason: str | None,
     signed_at: str,
     policy_digest: str | None,
+    printed_name: str | None = None,
 ) -> dict[str, Any]:
-    """An electronic signature: who, as what, meaning what, over exactly which evidence."""
+    """An electronic signature: who (and their printed name), as what, meaning what, over
+    exactly which evidence."""
     return {
         "signer": signer,
+        "signerName": printed_name,
         "roles": list(roles),
         "meaning": meaning,
         "environment": env,

@@ -23,6 +23,7 @@ from clearance.core.release import ApprovalFact, EvidenceFact, PromotionFact, Re
 from clearance.errors import ConflictError, InputError, RefusedError
 from clearance.files import NamedText
 from clearance.store.ledger import Appender, Entry
+from clearance.usecases.accounts import display_names
 from clearance.usecases.artifacts import registration
 from clearance.usecases.classification import stored_policy
 from clearance.usecases.evidence import ATTESTED
@@ -123,6 +124,9 @@ def approve(
     ``expected_evidence_set`` is the digest the signer was shown: if evidence arrived since, the
     signature is refused (checked under the write lock, so nothing can slip in between).
     """
+    # The printed name of a signer with an account (everyone who signs in the browser), part of
+    # the signed statement: a signature shows who signed by name, not only by login.
+    printed_name = display_names(instance, {actor}).get(actor)
     with instance.ledger.appending() as appender:
         facts, policy = release_facts(instance, digest, appender)
         if policy is None:
@@ -159,6 +163,7 @@ def approve(
             reason=reason,
             signed_at=appender.at,
             policy_digest=policy.digest,
+            printed_name=printed_name,
         )
         envelope = sign_envelope(
             canonical_json(
@@ -174,6 +179,7 @@ def approve(
             {
                 "env": env,
                 "meaning": meaning.value,
+                "printed_name": printed_name,
                 "roles": list(roles),
                 "reason": reason,
                 "evidence_set": evidence_set,

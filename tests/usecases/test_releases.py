@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 from pathlib import Path
@@ -10,8 +11,10 @@ import pytest
 
 from clearance.core.approvals import Meaning
 from clearance.core.digests import Digest
+from clearance.core.roles import Role
 from clearance.errors import ConflictError, InputError, NotFoundError, RefusedError
 from clearance.files import read_text
+from clearance.usecases.accounts import create_account
 from clearance.usecases.artifacts import BuildInfo, register_artifact
 from clearance.usecases.evidence import attest
 from clearance.usecases.instance import Instance
@@ -98,6 +101,30 @@ class TestGovernedRelease:
         # Evidence recorded after the release does not void the approvals it went out with.
         assert gate(instance, release, "prod").allowed
         assert verify_ledger(instance).ok
+
+    def test_a_signature_carries_the_signers_printed_name(
+        self, instance: Instance, release: Digest
+    ) -> None:
+        create_account(
+            instance,
+            email="carol@example.org",
+            name="Carol Clinical",
+            role=Role.APPROVER,
+            password="carol-signs-carefully-5",
+            actor="admin@example.org",
+        )
+        by_account = approve(
+            instance, release, env="prod", meaning=Meaning.APPROVAL, actor="carol@example.org"
+        )
+        without = approve(
+            instance, release, env="prod", meaning=Meaning.APPROVAL, actor="alice@example.org"
+        )
+        envelope = json.loads(instance.blobs.read_bytes(by_account.data["blobs"]["envelope"]))
+        statement = json.loads(base64.b64decode(envelope["payload"]))
+        assert statement["predicate"]["signer"] == "carol@example.org"
+        assert statement["predicate"]["signerName"] == "Carol Clinical"
+        assert by_account.data["printed_name"] == "Carol Clinical"
+        assert without.data["printed_name"] is None  # no account: the login is all there is
 
     def test_blocked_promotion_records_nothing(self, instance: Instance, release: Digest) -> None:
         size = instance.ledger.size()
