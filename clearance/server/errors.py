@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
 from clearance.errors import (
@@ -93,7 +94,8 @@ def install(app: FastAPI) -> None:
         principal = getattr(request.state, "principal", None)
         if isinstance(exc, RefusedError) and principal is not None:
             service = request.app.state.service
-            record_refusal(
+            await run_in_threadpool(  # an append waits for the ledger lock: not on the loop
+                record_refusal,
                 service.instance,
                 actor=principal.name,
                 action=f"{request.method} {request.url.path}",

@@ -10,6 +10,7 @@ on any error nothing is written.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -91,6 +92,26 @@ def _find(
         cursor.close()
 
 
+@contextmanager
+def _single_statement(db: Database, raw: Any) -> Iterator[None]:
+    """Run one SELECT on a pooled PostgreSQL connection in autocommit: one round trip, not three.
+
+    Without it psycopg sends BEGIN before the query and the pool a ROLLBACK when the connection
+    goes back; one statement sees one consistent snapshot either way. SQLite connections
+    already run a statement outside BEGIN in autocommit (see :class:`Database`).
+    """
+    if db.dialect != "postgresql":
+        yield
+        return
+    driver = raw.driver_connection
+    driver.autocommit = True
+    try:
+        yield
+    finally:
+        if not driver.broken:  # a broken one is discarded by the pool when it comes back
+            driver.autocommit = False
+
+
 @dataclass
 class Appender:
     """Reads inside the write transaction, and buffers the records to append."""
@@ -122,6 +143,7 @@ class LedgerStore:
         self._public = public_key_raw(signer.public_key)
         self._cache: tuple[merkle.Frontier, bytes] | None = None
         self._about: dict[str, tuple[int, list[Entry]]] = {}
+        self._about_lock = threading.Lock()
 
     # -- appending --------------------------------------------------------------------------
 
@@ -230,16 +252,20 @@ class LedgerStore:
         after = cached[0] if cached is not None else -1
         raw = self.db.raw_read()
         try:
-            newer = _find(self.db, raw, subject, (), after=after)
+            with _single_statement(self.db, raw):
+                newer = _find(self.db, raw, subject, (), after=after)
         finally:
             raw.close()
         if cached is not None and not newer:
             return cached[1]
         entries = [*(cached[1] if cached is not None else ()), *newer]
         if entries:
-            if cached is None and len(self._about) >= 256:
-                self._about.pop(next(iter(self._about)))
-            self._about[subject] = (entries[-1].seq, entries)
+            with self._about_lock:  # server threads share the cache
+                current = self._about.get(subject)
+                if current is None and len(self._about) >= 256:
+                    self._about.pop(next(iter(self._about)))
+                if current is None or current[0] < entries[-1].seq:  # never back in time
+                    self._about[subject] = (entries[-1].seq, entries)
         return entries
 
     def stored_entries(self, batch: int = 2000) -> Iterator[StoredEntry]:

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -23,6 +25,9 @@ from clearance.files import NamedText
 from clearance.store.ledger import Entry
 from clearance.usecases import artifacts, evidence, identity, ledger, releases
 from clearance.usecases.instance import Instance
+
+#: Gate decisions a server process keeps (per digest and environment).
+GATE_CACHE_SIZE = 1024
 
 
 def artifact_json(entry: Entry) -> dict[str, Any]:
@@ -128,9 +133,82 @@ class Service(Protocol):
     def close(self) -> None: ...
 
 
+class GateCache:
+    """Gate decisions, encoded, per digest and environment, with the newest entry they saw.
+
+    The gate is a function of the entries about the digest (and the policy blob they name), so
+    a decision stays right until an entry about the digest is added: every call asks the ledger
+    for newer entries (one indexed query, through :meth:`LedgerStore.about`) and computes the
+    decision again when there are any. Concurrent calls that saw the same newest entry share one
+    computation.
+    """
+
+    def __init__(self, instance: Instance, size: int = GATE_CACHE_SIZE) -> None:
+        self.instance = instance
+        self.size = size
+        self._done: dict[tuple[Digest, str], tuple[int, bytes]] = {}
+        self._running: dict[tuple[Digest, str], tuple[int, Future[bytes]]] = {}
+        self._lock = threading.Lock()
+
+    def decision(self, digest: Digest, env: str) -> bytes:
+        entries = self.instance.ledger.about(digest)
+        newest = entries[-1].seq if entries else -1
+        key = (digest, env)
+        done = self._done.get(key)
+        if done is not None and done[0] == newest:
+            return done[1]
+        with self._lock:
+            found = self._running.get(key)
+            if found is None or found[0] < newest:  # nobody is computing from what we saw
+                running, lead = (newest, Future[bytes]()), True
+                self._running[key] = running
+            else:
+                running, lead = found, False
+        if not lead:
+            if running[1].exception() is None:  # it read the ledger after we did
+                return running[1].result()
+            return self._compute(digest, env)  # it failed: fail here with our own error
+        try:
+            body = self._compute(digest, env)
+            self._keep(key, newest, body)
+            running[1].set_result(body)
+            return body
+        except BaseException as exc:
+            running[1].set_exception(exc)
+            raise
+        finally:
+            with self._lock:
+                if self._running.get(key) is running:
+                    del self._running[key]
+
+    def _keep(self, key: tuple[Digest, str], newest: int, body: bytes) -> None:
+        # Kept under ``newest`` although it may have seen newer entries: a later call that sees
+        # those recomputes, so a race costs a computation, never a stale answer.
+        with self._lock:
+            done = self._done.get(key)
+            if done is not None and done[0] > newest:
+                return  # a computation from a newer read finished first
+            if done is None and len(self._done) >= self.size:
+                self._done.pop(next(iter(self._done)), None)
+            self._done[key] = (newest, body)
+
+    def _compute(self, digest: Digest, env: str) -> bytes:
+        return compact(releases.gate(self.instance, digest, env).to_json())
+
+
 class LocalService:
+    """The operations on one instance, with the read caches a long-lived server process keeps.
+
+    ``tokens_cache`` remembers authenticated API tokens briefly (see
+    :class:`identity.TokenCache`); gate decisions are kept in a :class:`GateCache` until the
+    digest has a newer ledger entry (every call asks the database, so another process's appends
+    are seen at once).
+    """
+
     def __init__(self, instance: Instance) -> None:
         self.instance = instance
+        self.tokens_cache = identity.TokenCache(instance)
+        self._gates = GateCache(instance)
 
     def close(self) -> None:
         self.instance.close()
@@ -189,7 +267,12 @@ class LocalService:
         return list(evidence.envelopes(self.instance, digest))
 
     def gate(self, digest: Digest, env: str) -> dict[str, Any]:
-        return releases.gate(self.instance, digest, env).to_json()
+        decision: dict[str, Any] = json.loads(self.gate_json(digest, env))
+        return decision
+
+    def gate_json(self, digest: Digest, env: str) -> bytes:
+        """The gate's decision as JSON bytes, computed again only when the digest has news."""
+        return self._gates.decision(digest, env)
 
     def approve(
         self,
@@ -292,10 +375,9 @@ class LocalService:
         }
 
     def revoke_token(self, *, name: str, actor: str) -> dict[str, Any]:
-        return {
-            "revoked": identity.revoke_token(self.instance, name=name, actor=actor),
-            "name": name,
-        }
+        token_id = identity.revoke_token(self.instance, name=name, actor=actor)
+        self.tokens_cache.forget(token_id)  # at once here; other processes within the TTL
+        return {"revoked": token_id, "name": name}
 
     def tokens(self) -> list[dict[str, Any]]:
         return identity.list_tokens(self.instance)
@@ -303,3 +385,8 @@ class LocalService:
 
 def dumps(value: Any) -> str:
     return json.dumps(value, indent=2, sort_keys=True, default=str)
+
+
+def compact(value: Any) -> bytes:
+    """JSON as the API sends it: UTF-8, no spaces."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()

@@ -76,11 +76,20 @@ def free_port() -> int:
 
 
 @contextmanager
-def server_process(env: dict[str, str]) -> Iterator[str]:
-    """`clearance serve` as a real process on a free loopback port; stopped on exit."""
+def server_process(env: dict[str, str], workers: int = 1) -> Iterator[str]:
+    """`clearance serve [--workers N]` as a real process on a free loopback port; then stopped."""
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "clearance", "serve", "--port", str(port)],
+        [
+            sys.executable,
+            "-m",
+            "clearance",
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
