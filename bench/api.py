@@ -13,8 +13,9 @@ It builds, in a temporary ``CLEARANCE_HOME`` and a fresh PostgreSQL schema on 12
   gate to prod has every control to check (and allows);
 - API tokens made with ``create_token``: a ci token (attest) and an auditor token (gate).
 
-Then it starts ``python -m clearance serve`` as a real process on loopback, with the same
-``CLEARANCE_HOME`` (the signing key) and ``CLEARANCE_DATABASE_URL``, and measures:
+Then it starts ``python -m clearance serve --workers W`` (default 1, ``--workers``) as a real
+process on loopback, with the same ``CLEARANCE_HOME`` (the signing key) and
+``CLEARANCE_DATABASE_URL``, waits until every worker has connected to the database, and measures:
 
 (1) idle, one request at a time, interleaved with the same call in this process (the order
     rotated every round): ``GET /api/v1/artifacts/{digest}/gate?env=prod`` against
@@ -27,26 +28,29 @@ Then it starts ``python -m clearance serve`` as a real process on loopback, with
     a gate (80%) or an attest of a small generic JSON report ``{"passed": true, ...}`` of type
     ``contract-tests`` (20%). Every request's latency and status are recorded; any status but
     200 is an error. Goal: gate p99 at most 100 ms. Then the same with two server processes on
-    the one database (clients split between them), the issue's scaling story (``--servers``).
+    one database (clients split between them), the issue's scaling story (``--servers``).
 
-After each load phase it checks that the evidence records added to the ledger are exactly the
-ones the successful attest calls returned (no record lost or duplicated under load), and at the
-end that ``verify_ledger`` passes.
+Every load phase runs on its own fresh instance, built the same way, so phases compare like with
+like (a gate reads all of an artifact's entries, and a phase adds thousands). After each phase it
+checks that the evidence records added to the ledger are exactly the ones the successful attest
+calls returned (no record lost or duplicated under load), and that ``verify_ledger`` passes.
 
 The machine has few cores (2 where this was written) and the load generator, the server(s),
 PostgreSQL and whatever else runs share them. The clients are threads that spend their time
 blocked on a socket (the GIL released), so the generator is cheap; the output gives, per phase,
-the cores each party used (this process, the servers, PostgreSQL counted from /proc including
-backends that exited, everything else), the cores busy in the second before (others' work) and
-the server CPU per request. Clients send their next request as soon as the last is answered,
-so at saturation mean latency is clients / throughput (Little's law): the latency figures are
-those of a saturated server, and the output prints that bound. It always exits 0: it reports,
-it does not judge a build. Servers, schema and temporary files are removed at the end.
+the cores each party used (this process, the servers with their worker processes, PostgreSQL
+counted from /proc including backends that exited, everything else), the cores busy in the
+second before (others' work) and the server CPU per request. Clients send their next request as
+soon as the last is answered, so at saturation mean latency is clients / throughput (Little's
+law): the latency figures are those of a saturated server, and the output prints that bound.
+It always exits 0: it reports, it does not judge a build. Servers, schema and temporary files
+are removed at the end.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
@@ -83,7 +87,7 @@ from clearance.usecases.artifacts import BuildInfo, register_artifact  # noqa: E
 from clearance.usecases.evidence import ATTESTED, attest  # noqa: E402
 from clearance.usecases.identity import create_token  # noqa: E402
 from clearance.usecases.instance import Instance, init  # noqa: E402
-from clearance.usecases.ledger import verify_ledger  # noqa: E402
+from clearance.usecases.ledger import Verification, verify_ledger  # noqa: E402
 from clearance.usecases.releases import approve, gate, promote  # noqa: E402
 from clearance.vcs.git import GitRepo  # noqa: E402
 
@@ -249,15 +253,18 @@ class Server:
 
 
 @contextmanager
-def servers(count: int, port: int, env: dict[str, str], folder: Path) -> Iterator[list[Server]]:
-    """``count`` ``clearance serve`` processes on ports port.., stopped (SIGTERM) afterwards."""
+def servers(
+    count: int, port: int, env: dict[str, str], folder: Path, workers: int = 1
+) -> Iterator[list[Server]]:
+    """``count`` ``clearance serve [--workers N]`` on ports port.., stopped (SIGTERM) afterwards."""
     started: list[Server] = []
+    command = [sys.executable, "-m", "clearance", "serve", "--workers", str(workers), "--port"]
     try:
         for i in range(count):
             log = folder / f"server-{port + i}.log"
             with log.open("wb") as sink:
                 process = subprocess.Popen(
-                    [sys.executable, "-m", "clearance", "serve", "--port", str(port + i)],
+                    [*command, str(port + i)],
                     cwd=REPO,
                     env=env,
                     stdout=sink,
@@ -265,7 +272,7 @@ def servers(count: int, port: int, env: dict[str, str], folder: Path) -> Iterato
                 )
             started.append(Server(f"http://127.0.0.1:{port + i}", process, log))
         for server in started:
-            wait_ready(server)
+            wait_ready(server, workers)
         yield started
     finally:
         for server in started:
@@ -278,19 +285,52 @@ def servers(count: int, port: int, env: dict[str, str], folder: Path) -> Iterato
                 server.process.wait()
 
 
-def wait_ready(server: Server, timeout: float = 60.0) -> None:
+def wait_ready(server: Server, workers: int = 1, timeout: float = 60.0) -> None:
+    """Until the server answers and, with workers, each of them has its database connections.
+
+    Workers share one listening socket: one that is still starting would leave the clients'
+    keep-alive connections to the others.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
             break
         try:
-            if httpx.get(f"{server.url}/api/v1/key", timeout=2).status_code == 200:
-                return
+            answered = httpx.get(f"{server.url}/api/v1/key", timeout=2).status_code == 200
         except httpx.HTTPError:
-            pass
+            answered = False
+        if answered and (workers == 1 or len(serving_workers(server.process.pid)) == workers):
+            return
         time.sleep(0.1)
     tail = server.log.read_text(errors="replace")[-2000:]
     raise RuntimeError(f"the server at {server.url} did not start:\n{tail}")
+
+
+def serving_workers(parent: int) -> list[int]:
+    """The worker processes of a ``--workers`` server that have connected to the database.
+
+    A worker opens the instance (a database connection, or the SQLite file) at the end of its
+    start-up, just before it accepts connections: near enough to "ready" for a benchmark.
+    """
+    postgres = set()  # socket inodes of TCP connections to port 5432
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                cols = line.split()
+                if cols[2].endswith(":1538"):  # remote port 5432
+                    postgres.add(cols[9])
+    ready = []
+    for pid, (_, ppid, _) in processes().items():
+        if ppid != parent:
+            continue
+        try:
+            links = [os.readlink(f) for f in Path(f"/proc/{pid}/fd").iterdir()]
+        except OSError:
+            continue
+        inodes = {link[8:-1] for link in links if link.startswith("socket:[")}
+        if inodes & postgres or any(link.endswith(".db") for link in links):
+            ready.append(pid)
+    return ready
 
 
 # -- load -------------------------------------------------------------------------------------
@@ -398,27 +438,46 @@ def proc_stat(pid: str) -> tuple[str, int, list[int]]:
     return text.split("(", 1)[1].rsplit(")", 1)[0], int(fields[1]), [int(x) for x in fields[11:15]]
 
 
-def postgres_ticks() -> int:
+def processes() -> dict[int, tuple[str, int, list[int]]]:
+    """Every process we may read: its command name, parent and CPU ticks."""
+    procs: dict[int, tuple[str, int, list[int]]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                procs[int(entry.name)] = proc_stat(entry.name)
+            except (OSError, IndexError, ValueError):
+                continue  # gone, or not ours to read
+    return procs
+
+
+def postgres_ticks(procs: dict[int, tuple[str, int, list[int]]]) -> int:
     """CPU ticks of the local PostgreSQL: its live processes, and the exited backends it reaped.
 
     Backends that come and go between two readings are counted too: a process's CPU moves to
     its parent's ``cutime``/``cstime`` when it is reaped. All databases, not only ours.
     """
-    procs: dict[int, tuple[int, list[int]]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                name, parent, ticks = proc_stat(entry.name)
-            except (OSError, IndexError, ValueError):
-                continue  # gone, or not ours to read
-            if name == "postgres":
-                procs[int(entry.name)] = (parent, ticks)
+    postgres = {
+        pid: (parent, ticks) for pid, (name, parent, ticks) in procs.items() if name == "postgres"
+    }
     total = 0
-    for parent, ticks in procs.values():
+    for parent, ticks in postgres.values():
         total += ticks[0] + ticks[1]
-        if parent not in procs:  # the postmaster: its reaped children too
+        if parent not in postgres:  # the postmaster: its reaped children too
             total += ticks[2] + ticks[3]
     return total
+
+
+def server_ticks(procs: dict[int, tuple[str, int, list[int]]], pids: list[int]) -> int:
+    """CPU ticks of the server processes and their descendants (``--workers`` processes)."""
+    tree = set(pids)
+    grew = True
+    while grew:
+        grew = False
+        for pid, (_, parent, _) in procs.items():
+            if parent in tree and pid not in tree:
+                tree.add(pid)
+                grew = True
+    return sum(sum(procs[pid][2][:2]) for pid in tree if pid in procs)
 
 
 @dataclass
@@ -436,14 +495,14 @@ class Cpu:
         tick = os.sysconf("SC_CLK_TCK")
         fields = [int(x) for x in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
         busy = sum(fields[:8]) - fields[3] - fields[4]  # all but idle and iowait
-        servers = sum(sum(proc_stat(str(pid))[2][:2]) for pid in pids)
+        procs = processes()
         times = os.times()
         return cls(
             time.perf_counter(),
             busy / tick,
             times.user + times.system,
-            servers / tick,
-            postgres_ticks() / tick,
+            server_ticks(procs, pids) / tick,
+            postgres_ticks(procs) / tick,
         )
 
     @classmethod
@@ -683,12 +742,58 @@ def notes(loads: list[Load], idle_rounds: int) -> list[str]:
     return lines
 
 
+@dataclass
+class Phase:
+    """One load phase on its own fresh instance, and what the ledger looked like after it."""
+
+    setup: Setup
+    load: Load
+    verification: Verification
+    history: list[int]
+    where: str
+
+
+def run_phase(
+    count: int,
+    folder: Path,
+    port: int,
+    args: argparse.Namespace,
+    idle: dict[str, list[float]],
+    progress: Progress,
+) -> Phase:
+    """A fresh instance (so every phase starts from the same ledger), ``count`` servers, load.
+
+    The first phase also fills ``idle`` (the one-request-at-a-time comparison).
+    """
+    home = folder / "home"
+    with ExitStack() as stack:
+        url = stack.enter_context(database(args.backend, home))
+        settings = Settings.from_env({"CLEARANCE_DATABASE_URL": url}, home=home)
+        instance = stack.enter_context(init(settings, actor=ADMIN, origin=ORIGIN))
+        setup = build_instance(instance, folder, args.artifacts, args.evidence, progress)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CLEARANCE_")}
+        env |= {"CLEARANCE_HOME": str(home), "CLEARANCE_DATABASE_URL": url}
+        with servers(count, port, env, folder, args.workers) as running:
+            if not idle:
+                idle |= idle_comparison(
+                    instance, running[0].url, setup, folder, args.repeats, progress
+                )
+            urls, pids = [s.url for s in running], [s.process.pid for s in running]
+            load = run_load(instance, urls, pids, setup, args, progress)
+        task = progress.add_task("verify_ledger", total=None)
+        verification = verify_ledger(instance)
+        progress.update(task, total=1, completed=1)
+        history = [len(instance.ledger.find(subject=d, kinds=[ATTESTED])) for d in setup.digests]
+        return Phase(setup, load, verification, history, instance.db.describe())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=32, help="concurrent API clients")
     parser.add_argument("--seconds", type=float, default=60.0, help="length of each load phase")
     parser.add_argument("--backend", choices=["postgresql", "sqlite"], default="postgresql")
     parser.add_argument("--servers", default="1,2", help="server processes per phase: 1 or 1,2")
+    parser.add_argument("--workers", type=int, default=1, help="`serve --workers` of each server")
     parser.add_argument("--artifacts", type=int, default=4, help="registered artifacts")
     parser.add_argument("--evidence", type=int, default=300, help="set-up evidence records")
     parser.add_argument("--repeats", type=int, default=200, help="idle interleaved gate rounds")
@@ -697,71 +802,61 @@ def main() -> int:
     counts = [int(x) for x in args.servers.split(",") if x.strip().isdigit()]
     if args.clients < 1 or args.seconds < 1 or args.artifacts < 1 or args.repeats < 10:
         parser.error("need --clients >= 1, --seconds >= 1, --artifacts >= 1, --repeats >= 10")
+    if args.workers < 1:
+        parser.error("need --workers >= 1")
     if not counts or counts[0] != 1 or max(counts) > args.clients:
         parser.error("--servers is a list of server counts starting with 1, e.g. 1 or 1,2")
 
     print(
         f"API: {args.clients} clients x {args.seconds:.0f} s per phase, gate {GATE_SHARE:.0%} / "
         f"attest {1 - GATE_SHARE:.0%}, {args.backend}; {args.artifacts} artifacts with "
-        f"{args.evidence} evidence records; Python {sys.version.split()[0]}, {os.cpu_count()} CPUs"
+        f"{args.evidence} evidence records; `clearance serve --workers {args.workers}`; "
+        f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs"
     )
     print(
         "the load generator (this process, a thread per client) shares the CPUs with the "
         "server(s) and the database, and with whatever else runs: see the CPU split per phase"
     )
     began = time.perf_counter()
-    loads: list[Load] = []
-    with tempfile.TemporaryDirectory(prefix="clearance-bench-api-") as tmp, ExitStack() as stack:
-        folder = Path(tmp)
-        home = folder / "home"
-        url = stack.enter_context(database(args.backend, home))
-        settings = Settings.from_env({"CLEARANCE_DATABASE_URL": url}, home=home)
-        instance = stack.enter_context(init(settings, actor=ADMIN, origin=ORIGIN))
-        progress = stack.enter_context(progress_bar())
-        setup = build_instance(instance, folder, args.artifacts, args.evidence, progress)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CLEARANCE_")}
-        env |= {"CLEARANCE_HOME": str(home), "CLEARANCE_DATABASE_URL": url}
+    phases: list[Phase] = []
+    idle: dict[str, list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="clearance-bench-api-") as tmp, progress_bar() as bar:
         port = args.port or free_ports(max(counts))
-        idle: dict[str, list[float]] = {}
         for count in counts:
-            with servers(count, port, env, folder) as running:
-                if not idle:
-                    idle = idle_comparison(
-                        instance, running[0].url, setup, folder, args.repeats, progress
-                    )
-                urls, pids = [s.url for s in running], [s.process.pid for s in running]
-                loads.append(run_load(instance, urls, pids, setup, args, progress))
-        task = progress.add_task("verify_ledger", total=None)
-        verification = verify_ledger(instance)
-        progress.update(task, total=1, completed=1)
-        history = [len(instance.ledger.find(subject=d, kinds=[ATTESTED])) for d in setup.digests]
-        where = instance.db.describe()
+            folder = Path(tmp) / f"{count}-servers"
+            folder.mkdir()
+            phases.append(run_phase(count, folder, port, args, idle, bar))
 
+    setup = phases[0].setup
     print(
-        f"set-up: tier {setup.tier}; {setup.evidence} evidence records by in-process attest "
+        f"set-up, the same for every phase (a fresh instance each): tier {setup.tier}; "
+        f"{setup.evidence} evidence records by in-process attest "
         f"({setup.attest_s / setup.evidence * 1000:.1f} ms each), approvals, promotions to dev "
         f"and staging: the gate to prod {'allows' if setup.allowed else 'BLOCKS'}; "
-        f"{setup.entries:,} ledger entries; {where}"
+        f"{setup.entries:,} ledger entries; {phases[0].where}"
     )
     rows = idle_rows(idle)
-    for i, load in enumerate(loads):
-        rows += load_rows(load, idle, loads[0] if i else None)
-    problems = verification.problems
-    rows.append(
-        (f"verify_ledger ({verification.size:,} entries)",
-         "OK" if verification.ok else f"{len(problems)} problems", "-", "-", "OK",
-         verdict(verification.ok))
-    )  # fmt: skip
+    for i, phase in enumerate(phases):
+        rows += load_rows(phase.load, idle, phases[0].load if i else None)
+        problems = phase.verification.problems
+        rows.append(
+            (f"  verify_ledger ({phase.verification.size:,} entries)",
+             "OK" if phase.verification.ok else f"{len(problems)} problems", "-", "-", "OK",
+             verdict(phase.verification.ok))
+        )  # fmt: skip
     print()
     print_table(rows)
-    for line in notes(loads, args.repeats):
+    for line in notes([p.load for p in phases], args.repeats):
         print(f"  {line}")
-    print(
-        f"  evidence records per artifact: {args.evidence // args.artifacts} or so at the start, "
-        f"{min(history):,}-{max(history):,} at the end (a gate reads every one of them)"
-    )
-    if problems:
-        print(f"  first problem: entry {problems[0].seq}: {problems[0].message}")
+    for phase in phases:
+        print(
+            f"  {phase.load.servers} server(s): evidence records per artifact "
+            f"{args.evidence // args.artifacts} or so at the start, "
+            f"{min(phase.history):,}-{max(phase.history):,} at the end (a gate reads every one)"
+        )
+        if phase.verification.problems:
+            first = phase.verification.problems[0]
+            print(f"  first problem: entry {first.seq}: {first.message}")
     print(f"\ntotal {time.perf_counter() - began:.0f} s")
     return 0
 

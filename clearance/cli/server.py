@@ -32,19 +32,20 @@ def serve_command(
     ctx: typer.Context,
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
     port: int = typer.Option(8080, "--port", help="Port to listen on."),
+    workers: int = typer.Option(
+        1, "--workers", min=1, max=64, help="Server processes sharing the port (about one a core)."
+    ),
 ) -> None:
     """Run the REST API (OpenAPI at /docs and /openapi.json) on this instance."""
-    import uvicorn
-
-    from clearance.server.app import create_app
+    from clearance.server.app import serve
 
     settings = state(ctx).settings()
-    app = create_app(settings)
     err.print(
-        f"clearance serving {settings.database_url.split('@')[-1]} on http://{host}:{port}",
+        f"clearance serving {settings.database_url.split('@')[-1]} on http://{host}:{port}"
+        + (f" with {workers} worker processes" if workers > 1 else ""),
         markup=False,
     )
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    serve(settings, host=host, port=port, workers=workers)
 
 
 @token_app.command("create")
