@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich import box
 from rich.progress import BarColumn, Progress, TaskID, TextColumn
 from rich.table import Table
 
@@ -266,25 +267,18 @@ def _status_table(instance: Instance, shown: list[Rollout]) -> None:
     if not shown:
         out.print("no rollouts")
         return
-    table = Table(
-        "rollout",
-        "env",
-        "service",
-        "version",
-        "strategy",
-        "phase",
-        "step",
-        "traffic",
-        "last verdict",
-        "watched",
-    )
+    live = any(r.phase.active for r in shown)  # traffic and watchers matter only while active
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for name in ("rollout", "where", "version", "strategy", "phase"):
+        table.add_column(name, no_wrap=True)
+    for name in ("step", "verdicts", *(("traffic", "watched") if live else ())):
+        table.add_column(name)
     for r in shown:
         info = _status_json(instance, r)
         step = r.plan.steps[min(r.step, len(r.plan.steps) - 1)]
         traffic = ", ".join(f"{k} {v}%" for k, v in step.weights.items())
         if step.tenants:
             traffic += f"; {_pins(dict(step.tenants))}"
-        last = info["verdicts"][-1]["verdict"] if info["verdicts"] else ""
         progress = ""
         if r.phase is Phase.RUNNING and r.step_started is not None and step.bake:
             elapsed = min(time.time() - r.step_started, step.bake)
@@ -295,18 +289,19 @@ def _status_table(instance: Instance, shown: list[Rollout]) -> None:
             "completed": "[green]completed[/]",
             "aborted": "[red]aborted[/]",
         }[r.phase.value]
-        table.add_row(
+        row = [
             r.id,
-            r.env,
-            r.service,
+            f"{r.env}/{r.service}",
             r.version,
             r.plan.strategy,
             phase,
             f"{min(r.step + 1, len(r.plan.steps))}/{len(r.plan.steps)} {step.name}{progress}",
-            traffic if r.phase.active else "",
-            last,
-            "yes" if info["driven"] else ("[red]no[/]" if r.phase.active else ""),
-        )
+            ", ".join(v["verdict"] for v in info["verdicts"]),
+        ]
+        if live:
+            watched = "yes" if info["driven"] else ("[red]no[/]" if r.phase.active else "")
+            row += [traffic if r.phase.active else "", watched]
+        table.add_row(*row)
     out.print(table)
     for r in shown:
         if r.plan.held and r.phase.active:
