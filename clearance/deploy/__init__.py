@@ -116,6 +116,10 @@ class Deployer(Protocol):
     :class:`DeployError` on failure; none leaves a half-applied route behind (a route change is
     applied whole or not at all)."""
 
+    #: Whether ``route`` honours a lease (the router returns to stable by itself when it runs
+    #: out). A deployer without them gets lasting splits, renewed by nobody.
+    leases: bool
+
     def deploy(self, service: ServiceSpec, slot: SlotSpec) -> SlotState:
         """Start ``slot`` (replacing what ran there), wait until healthy; no traffic yet."""
         ...

@@ -28,6 +28,8 @@ from clearance.files import write_text
 
 
 class CommandDeployer:
+    leases = False  # a script sets a split once; nothing returns it to stable on its own
+
     def __init__(self, commands: Commands, state_dir: Path, timeout: float = 60.0) -> None:
         self.commands = commands
         self.state_dir = state_dir

@@ -72,7 +72,6 @@ class _Context:
     analysis: Analysis | None
     judge: JudgeConfig | None
     source: MetricSource | None
-    leases: bool  # whether the router can take a lease on a split
 
 
 Listener = Callable[[str, Rollout, dict[str, Any]], None]
@@ -194,7 +193,7 @@ class Controller:
                 if step.final and step.bake == 0:
                     return self._complete(ctx, r)
                 return r
-            if ctx.leases:
+            if ctx.deployer.leases:
                 self._route(ctx, r, step)  # renews the split's lease
         except DeployError as exc:
             return self._abort(ctx, r, f"the deployer failed: {exc.message}", self.now())
@@ -314,7 +313,8 @@ class Controller:
         return SlotSpec(slot, digest, version, str(path))
 
     def _route(self, ctx: _Context, r: Rollout, step: Step) -> None:
-        lease = self.route_lease if ctx.leases and not (step.final and step.bake == 0) else None
+        lasting = step.final and step.bake == 0  # nothing left to watch after it
+        lease = self.route_lease if ctx.deployer.leases and not lasting else None
         ctx.deployer.route(r.service, Routes(step.weights, step.tenants), lease=lease)
 
     def _sample(self, ctx: _Context, r: Rollout, step: Step, start: float, end: float) -> _Sampled:
@@ -447,7 +447,7 @@ class Controller:
             if keep and r.stable_digest is not None:
                 self._hold(ctx, r, Digest(r.stable_digest))
                 pins.update(dict.fromkeys(keep, HELD))
-            if keep or (ctx.leases and final.bake > 0):  # lasting, without a lease
+            if keep or (ctx.deployer.leases and final.bake > 0):  # lasting, without a lease
                 ctx.deployer.route(r.service, Routes(final.weights, pins), lease=None)
             ctx.deployer.promote(r.service, CANARY)
         except DeployError as exc:
@@ -499,8 +499,6 @@ class Controller:
         deployer = self.deployer or delivery.deployer_for(self.instance, policy, r.env)
         analysis = policy.model.analysis.get(r.plan.analysis) if r.plan.analysis else None
         source = delivery.source_for(analysis, deployer) if analysis is not None else None
-        from clearance.deploy.command import CommandDeployer
-
         return _Context(
             policy=policy,
             deployer=deployer,
@@ -508,7 +506,6 @@ class Controller:
             analysis=analysis,
             judge=policy.judges.get(r.plan.analysis) if r.plan.analysis else None,
             source=source,
-            leases=not isinstance(deployer, CommandDeployer),
         )
 
     def _load(self, rollout_id: str) -> Rollout:

@@ -97,11 +97,11 @@ def _evidence_fact(e: Entry) -> EvidenceFact:
 
 def gate(instance: Instance, digest: Digest, env: str) -> Decision:
     facts, policy = release_facts(instance, digest, None)
-    _known_env(policy, env)
+    known_env(policy, env)
     return decide(policy, facts, env)
 
 
-def _known_env(policy: Policy | None, env: str) -> None:
+def known_env(policy: Policy | None, env: str) -> None:
     if policy is not None and env not in policy.environments:
         raise InputError(
             f"unknown environment {env!r}",
@@ -134,7 +134,7 @@ def approve(
                 f"{digest} has no classification, so there is nothing to approve against",
                 hint="register it with --repo and --base",
             )
-        _known_env(policy, env)
+        known_env(policy, env)
         if facts.author and actor == facts.author:
             raise RefusedError(
                 f"{actor} authored this change and cannot approve it",
@@ -218,7 +218,7 @@ def promote(
         config_text = config.text
     with instance.ledger.appending() as appender:
         facts, policy = release_facts(instance, digest, appender)
-        _known_env(policy, env)
+        known_env(policy, env)
         check_promoter(facts, actor, env)
         decision = decide(policy, facts, env)
         if break_glass is not None:

@@ -46,6 +46,7 @@ from clearance.usecases.instance import Instance
 from clearance.usecases.releases import (
     GateBlocked,
     check_promoter,
+    known_env,
     release_facts,
 )
 
@@ -98,11 +99,7 @@ def start(
             f"{digest} has no classification, so no tier says how to roll it out",
             hint="register it with --repo and --base",
         )
-    if env not in policy.environments:
-        raise InputError(
-            f"unknown environment {env!r}",
-            hint=f"the policy's environments are {', '.join(policy.environments)}",
-        )
+    known_env(policy, env)  # before any deployer (and its agent) is started for it
     svc = _service_of(policy, facts.classification, service)
     spec = delivery.service_spec(policy, env, svc)  # refuses a service that cannot run
     if deployer is None:
@@ -114,9 +111,7 @@ def start(
     held_on = {t: s for t, s in (current.tenants if current else {}).items() if s == HELD}
     with instance.ledger.appending() as appender:
         facts, policy = release_facts(instance, digest, appender)
-        assert policy is not None
-        if env not in policy.environments:
-            raise InputError(f"unknown environment {env!r}")
+        assert policy is not None  # the same registration: its policy, checked above
         check_promoter(facts, actor, env)
         decision = decide(policy, facts, env)
         if rollback and facts.promoted_to(env) is None:

@@ -58,6 +58,8 @@ class LocalDeployer:
     ``--drain``, ``--max-records``).
     """
 
+    leases = True  # the agent returns an unrenewed split to stable by itself
+
     def __init__(
         self,
         state_dir: Path,
