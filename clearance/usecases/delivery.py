@@ -7,6 +7,7 @@ what a rollout does is exactly what was reviewed with the change.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -112,13 +113,14 @@ def artifact_file(instance: Instance, env: str, digest: Digest, name: str) -> Pa
     if not path.exists():
         folder.mkdir(parents=True, exist_ok=True)
         try:
-            data = instance.blobs.read_bytes(digest)
+            source = instance.blobs.open(digest)
         except InputError as exc:
             raise InputError(
                 f"the bytes of {digest} are not in the blob store, so they cannot be deployed",
                 hint="register the artifact from its file, not only by --digest",
             ) from exc
         tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(data)
+        with source, tmp.open("wb") as target:  # streamed: an artifact may be large
+            shutil.copyfileobj(source, target)
         tmp.replace(path)
     return path
