@@ -484,20 +484,24 @@ def run_command(
     follow: bool = typer.Option(
         False, "--follow", help="Keep watching for rollouts to drive until interrupted."
     ),
+    as_json: bool = JSON_OPTION,
 ) -> None:
     """Be the controller: drive every running rollout nobody drives (its controller died, or it
     was started with --detach); paused ones wait for a person. Run it as a service with
     --follow."""
     with closing(_instance(state(ctx))) as instance:
-        controller = Controller(instance, listener=_listener(False))
+        controller = Controller(instance, listener=_listener(as_json))
         try:
             done = controller.run(env=env, follow=follow)
         except KeyboardInterrupt:
             out.print("stopped: the rollouts it drove keep their state and their routes' leases")
             raise typer.Exit(130) from None
-    for r in done:
-        out.print(f"rollout {r.id} ({r.service} {r.version} to {r.env}): {r.phase.value}")
-    if not done:
-        out.print("no rollout needed a controller")
+    if as_json:
+        print_json([r.to_json() for r in done])
+    else:
+        for r in done:
+            out.print(f"rollout {r.id} ({r.service} {r.version} to {r.env}): {r.phase.value}")
+        if not done:
+            out.print("no rollout needed a controller")
     if any(r.phase is not Phase.COMPLETED for r in done):
         raise typer.Exit(ExitCode.REFUSED)

@@ -143,6 +143,7 @@ def test_a_detached_rollout_is_driven_by_rollout_run(tmp_path: Path) -> None:
     assert f"rollout {detached['id']} (clinic 1.0.0 to staging): completed" in out
     assert s.calls()[-1] == "promote.sh canary weight="
     assert "no rollout needed a controller" in s.cli("rollout", "run").stdout
+    assert json.loads(s.cli("rollout", "run", "--json").stdout) == []
 
 
 def test_a_failing_deploy_script_stops_the_rollout_safely_and_says_why(tmp_path: Path) -> None:
